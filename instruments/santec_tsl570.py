@@ -1,0 +1,129 @@
+"""QCoDeS driver for the Santec TSL-570 tunable laser (SCPI mode, Legacy command code)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Unpack
+
+from qcodes.parameters import Parameter, create_on_off_val_mapping
+from qcodes.validators import Numbers, Strings
+
+from instruments._scpi import ScpiInstrument
+
+if TYPE_CHECKING:
+    from qcodes.instrument import VisaInstrumentKWArgs
+
+_NM_PER_M = 1e9  # exact in binary, so nm <-> m conversions round once
+POWER_MIN_DBM = -15.0
+POWER_MAX_DBM = 13.0
+
+
+def dbm_to_w(dbm: float) -> float:
+    """Optical power in W from dBm (0 dBm = 1 mW)."""
+    return 1e-3 * 10 ** (float(dbm) / 10)
+
+
+def w_to_dbm(watts: float) -> float:
+    """Optical power in dBm from W."""
+    return 10 * math.log10(float(watts) / 1e-3)
+
+
+class SantecTSL570(ScpiInstrument):
+    """Santec TSL-570 tunable laser.
+
+    At init the laser is put in Legacy command code (wavelength in nm, plain numbers) with power
+    in dBm, so the units on the wire do not depend on how the front panel was left. The
+    wavelength range is read from the instrument, since it depends on the band option.
+    """
+
+    default_terminator = "\r"
+    error_query = ":SYST:ERR?"
+
+    def __init__(self, name: str, address: str | None = None,
+                 **kwargs: Unpack[VisaInstrumentKWArgs]) -> None:
+        super().__init__(name, address, **kwargs)
+        self.write(":SYST:COMM:COD 0")
+        self.write(":POW:UNIT 0")
+        wav_min = float(self.ask(":WAV? MIN")) / _NM_PER_M
+        wav_max = float(self.ask(":WAV? MAX")) / _NM_PER_M
+
+        self.wavelength: Parameter = self.add_parameter(
+            "wavelength",
+            label="Wavelength",
+            unit="m",
+            get_cmd=":WAV?",
+            get_parser=lambda reply: float(reply) / _NM_PER_M,
+            set_cmd=":WAV {:.4f}",
+            set_parser=lambda metres: metres * _NM_PER_M,
+            vals=Numbers(wav_min, wav_max),
+        )
+        """Output wavelength in vacuum (sent in nm with 0.1 pm resolution)."""
+
+        self.power_dbm: Parameter = self.add_parameter(
+            "power_dbm",
+            label="Output power",
+            unit="dBm",
+            get_cmd=":POW?",
+            get_parser=float,
+            set_cmd=":POW {:.2f}",
+            vals=Numbers(POWER_MIN_DBM, POWER_MAX_DBM),
+        )
+        """Output power set point in dBm (0.01 dB resolution)."""
+
+        self.power: Parameter = self.add_parameter(
+            "power",
+            label="Output power",
+            unit="W",
+            get_cmd=lambda: dbm_to_w(self.power_dbm.get()),
+            set_cmd=lambda watts: self.power_dbm.set(round(w_to_dbm(watts), 2)),
+            vals=Numbers(dbm_to_w(POWER_MIN_DBM), dbm_to_w(POWER_MAX_DBM)),
+        )
+        """Output power set point in W, through ``power_dbm`` so station limits on it hold here too."""
+
+        self.output: Parameter = self.add_parameter(
+            "output",
+            label="Laser diode output",
+            get_cmd=":POW:STAT?",
+            set_cmd=":POW:STAT {}",
+            val_mapping=create_on_off_val_mapping(on_val=1, off_val=0),
+        )
+        """Laser diode current on/off."""
+
+        self.shutter_closed: Parameter = self.add_parameter(
+            "shutter_closed",
+            label="Shutter closed",
+            get_cmd=":POW:SHUT?",
+            set_cmd=":POW:SHUT {}",
+            val_mapping={True: 1, False: 0},
+        )
+        """Internal shutter: True = closed (wire ``1``), False = open (wire ``0``)."""
+
+        self.alerts: Parameter = self.add_parameter(
+            "alerts",
+            label="Alerts",
+            get_cmd=":SYST:ALER?",
+            get_parser=str.strip,
+            vals=Strings(),
+        )
+        """Alert queue text: ``No alerts.`` when clean, else e.g. ``No07.`` (interlock)."""
+
+        self.connect_message()
+
+    def enable_output(self) -> None:
+        """Emit light: shutter open, then laser diode on (a safe state leaves both off)."""
+        self.shutter_closed(False)
+        self.output(True)
+
+    def safe_state(self) -> None:
+        """Stop emitting: laser diode off, then shutter closed.
+
+        Both steps are attempted even if the first one fails; the first failure is re-raised.
+        """
+        failure: Exception | None = None
+        for parameter, value in ((self.output, False), (self.shutter_closed, True)):
+            try:
+                parameter.set(value)
+            except Exception as exc:  # the other step must still run
+                failure = failure or exc
+        if failure is not None:
+            raise failure
