@@ -1,0 +1,44 @@
+"""What an experiment may call on each role, whatever model fills it.
+
+Experiments address instruments by role (``lab.pump``, ``lab.meter``), never by model, so a
+station can swap a Santec for a Keysight laser without touching an experiment.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from qcodes.parameters import Parameter
+
+
+@runtime_checkable
+class Laser(Protocol):
+    """A tunable laser: SI wavelength (m) and power (W)."""
+
+    wavelength: Parameter
+    power: Parameter
+    output: Parameter
+
+    def enable_output(self) -> None:
+        """Start emitting, undoing whatever the safe state closed (shutter, diode)."""
+        ...
+
+    def safe_state(self) -> None: ...
+
+
+@runtime_checkable
+class PowerMeter(Protocol):
+    """An optical power meter reading watts at a set correction wavelength."""
+
+    wavelength: Parameter
+    power: Parameter
+    averages: Parameter
+
+    def safe_state(self) -> None: ...
+
+
+#: Role names a station may declare, and what each must provide.
+ROLE_KINDS: dict[str, type] = {
+    "pump": Laser,
+    "meter": PowerMeter,
+}

@@ -1,0 +1,136 @@
+"""A pyvisa-sim library whose devices are coupled through one :class:`~hil.twin.TwinLab`.
+
+Built on pyvisa-sim 0.7 internals (pinned in pyproject): its ``parser`` builds the devices
+exactly as plain ``@sim`` would, then every property carrying a ``twin:`` key is swapped for a
+:class:`TwinProperty` bound to the twin (see ``hil.sim`` for the profile keys).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyvisa
+from pyvisa.rname import to_canonical_name
+from pyvisa_sim import highlevel, parser
+from pyvisa_sim.component import Property
+from pyvisa_sim.devices import Device, Devices
+
+from hil.sim.units import check_unit, from_si, to_si
+from hil.twin import TwinLab
+
+
+class ProfileError(ValueError):
+    """A profile or lab file uses the twin keys wrongly; the message names file and key."""
+
+
+@dataclass(frozen=True)
+class TwinBinding:
+    """Where one device property lives in the twin."""
+
+    slot: str
+    key: str
+    kind: str  # "state" or "reading"
+    unit: str
+
+
+class TwinProperty(Property):
+    """A pyvisa-sim property whose value is shared with (state) or computed by (reading) the twin."""
+
+    def __init__(self, original: Property, binding: TwinBinding, world: TwinLab) -> None:
+        # Take over the original's validated value and specs without re-parsing the default.
+        self.name = original.name
+        self.specs = original.specs
+        self._value = original._value
+        self.binding = binding
+        self.world = world
+        if binding.kind == "state":
+            world.set_state(binding.slot, binding.key, to_si(binding.unit, self._value))
+
+    def get_value(self):
+        if self.binding.kind == "reading":
+            value = from_si(self.binding.unit, self.world.read(self.binding.slot, self.binding.key))
+            return self.specs.type(value) if self.specs is not None else value
+        return self._value
+
+    def set_value(self, string_value: str) -> None:
+        if self.binding.kind == "reading":
+            raise ValueError(f"{self.name} is a reading of the twin and cannot be set")
+        value = self.validate_value(string_value)
+        self._value = value
+        self.world.set_state(self.binding.slot, self.binding.key, to_si(self.binding.unit, value))
+
+
+class SimVisaLibrary(highlevel.SimVisaLibrary):
+    """The twin-coupled sim library.
+
+    Keeps pyvisa-sim's class name on purpose: QCoDeS recognises simulated instruments by it.
+    Create it with :func:`open_lab`, never through pyvisa's library cache (each lab owns its world).
+    """
+
+    world: TwinLab
+
+    def _init(self) -> None:
+        # Devices are built once a world is attached (see open_lab); pyvisa calls _init first.
+        self.sessions = {}
+        self.devices = Devices()
+
+    def _build(self, world: TwinLab) -> None:
+        self.world = world
+        path = str(self.library_path)
+        try:
+            loader = parser.Loader(path, False)
+        except Exception as exc:  # pyvisa-sim reports YAML errors with its own traceback text
+            raise ProfileError(f"{path}: cannot be read as a pyvisa-sim file: {exc}") from exc
+        for resource_name, resource in loader.data.get("resources", {}).items():
+            where = f"{path}: resources.{resource_name}"
+            device_name = resource["device"]
+            device_dict = loader.get_device_dict(
+                device_name, resource.get("filename"), resource.get("bundled", False),
+                parser.SPEC_VERSION_TUPLE[0],
+            )
+            device = parser.get_device(device_name, device_dict, loader, resource)
+            slot = resource.get("twin")
+            if slot is not None:
+                profile = resource.get("filename") or path
+                _bind_properties(device, device_dict, slot, world, f"{profile}: devices.{device_name}")
+            elif any("twin" in p for p in device_dict.get("properties", {}).values()):
+                raise ProfileError(f"{where}: the device has twin-bound properties but the "
+                                   "resource names no 'twin:' slot")
+            self.devices.add_device(to_canonical_name(resource_name), device)
+
+
+def _bind_properties(device: Device, device_dict: Mapping[str, Any], slot: str, world: TwinLab,
+                     where: str) -> None:
+    for name, prop in device_dict.get("properties", {}).items():
+        spec = prop.get("twin")
+        if spec is None:
+            continue
+        here = f"{where}.properties.{name}.twin"
+        if not isinstance(spec, Mapping) or len({"state", "reading"} & set(spec)) != 1:
+            raise ProfileError(f"{here}: must be {{state: KEY, unit: U}} or {{reading: KEY, unit: U}}")
+        kind = "state" if "state" in spec else "reading"
+        unit = spec.get("unit", "1")
+        try:
+            check_unit(unit, here)
+            world.check_binding(slot, spec[kind], kind)
+        except (KeyError, ValueError) as exc:
+            raise ProfileError(f"{here}: {exc.args[0]}") from None
+        binding = TwinBinding(slot=slot, key=spec[kind], kind=kind, unit=unit)
+        device._properties[name] = TwinProperty(device._properties[name], binding, world)
+
+
+def open_lab(lab_file: str | os.PathLike, world: TwinLab | None = None) -> SimVisaLibrary:
+    """A fresh sim library for ``lab_file`` coupled to ``world`` (a default twin if None)."""
+    path = os.fspath(lab_file)
+    if not os.path.isfile(path):
+        raise ProfileError(f"{path}: lab file not found")
+    key = (SimVisaLibrary, pyvisa.util.LibraryPath(path, "user specified"))
+    SimVisaLibrary._registry.pop(key, None)
+    library = SimVisaLibrary(path)
+    # Not cached: a second lab on the same file must get its own devices and world.
+    SimVisaLibrary._registry.pop(key, None)
+    library._build(world if world is not None else TwinLab())
+    return library
