@@ -1,0 +1,1 @@
+"""Fits that turn recorded sweeps into calibrated numbers with uncertainties."""

@@ -1,0 +1,133 @@
+"""The ``hil`` command: run experiments, show run files, list what is available."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from hil import experiment as experiments
+from hil.store import Result
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError)
+
+
+def default_station() -> Path:
+    """``stations/twin.yaml`` of the working folder, else the one shipped with the project."""
+    local = Path("stations/twin.yaml")
+    return local if local.is_file() else PROJECT_ROOT / "stations" / "twin.yaml"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+@click.group()
+def main() -> None:
+    """qlink-hil: control and characterization of microwave-to-optical transducers."""
+
+
+@main.command("run")
+@click.argument("experiment_name", metavar="EXPERIMENT")
+@click.option("--station", type=click.Path(path_type=Path), default=None,
+              help="Station YAML (default: stations/twin.yaml, the simulated lab).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Run file to write (default: runs/<UTC time>_<experiment>.h5).")
+@click.option("--set", "assignments", multiple=True, metavar="STEP.PARAM=VALUE",
+              help="Change a step parameter; repeatable.")
+def run_command(experiment_name: str, station: Path | None, out: Path | None,
+                assignments: tuple[str, ...]) -> None:
+    """Run EXPERIMENT (``chain`` or one step) and record it to one HDF5 file."""
+    from hil.runner import default_run_path, execute
+
+    console = Console()
+    try:
+        exp = experiments.find(experiment_name)
+        params = experiments.parse_sets(exp, assignments)
+        station = station or default_station()
+        out = out or default_run_path(experiment_name)
+        if out.exists():
+            raise FileExistsError(f"{out}: exists already; a run never overwrites another")
+        console.print(f"[bold]{exp.name}[/] on {station} -> {out}", highlight=False)
+        run = execute(exp, station, out, params, console=console)
+    except KeyboardInterrupt:
+        _fail(f"aborted; instruments left in their safe state; data kept in {out}", 130)
+    except USER_ERRORS as exc:
+        where = f" (run file {out}, marked failed)" if out is not None and out.exists() else ""
+        _fail(f"{exc.args[0] if exc.args else exc}{where}")
+    console.print(results_table(run.results))
+    console.print(f"run file: {run.path}", highlight=False)
+
+
+@main.command("show")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print status, steps and results as JSON.")
+def show_command(path: Path, as_json: bool) -> None:
+    """Print a run file's status, steps and results."""
+    from hil.store import open_run, summary
+
+    try:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such run file")
+        if as_json:
+            click.echo(json.dumps(summary(path), indent=2))
+            return
+        record = open_run(path)
+    except USER_ERRORS + (OSError,) as exc:
+        _fail(str(exc.args[0] if exc.args else exc))
+    console = Console()
+    console.print(f"[bold]{record.path}[/]  experiment [bold]{record.experiment}[/]  "
+                  f"status [bold]{record.status}[/]", highlight=False)
+    console.print(f"started {record.started}  ended {record.ended or '-'}", highlight=False)
+    for name, data in record.steps.items():
+        points = max((v.size for v in data.data_vars.values()), default=0)
+        console.print(f"  step {name}: {points} points", highlight=False)
+    if record.traceback:
+        console.print(f"[red]{record.traceback}[/]", highlight=False)
+    console.print(results_table(record.results))
+
+
+@main.command("list")
+def list_command() -> None:
+    """List experiments and stations."""
+    console = Console()
+    table = Table(title="experiments", show_edge=False)
+    table.add_column("name")
+    table.add_column("steps")
+    table.add_column("what it does")
+    for exp in experiments.available().values():
+        table.add_row(exp.name, ", ".join(s.__name__ for s in exp.steps), exp.summary)
+    console.print(table)
+    console.print("stations:")
+    seen = set()
+    for folder in (Path("stations"), PROJECT_ROOT / "stations"):
+        for path in sorted(folder.glob("*.yaml")):
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                console.print(f"  {path}", highlight=False)
+
+
+def results_table(results: dict[str, dict[str, Result]]) -> Table:
+    table = Table(title="results", show_edge=False)
+    for column in ("step", "result", "value", "± stderr", "unit"):
+        table.add_column(column, justify="right" if column in ("value", "± stderr") else "left")
+    for step, named in results.items():
+        for name, r in named.items():
+            stderr = "" if r.stderr is None else f"{r.stderr:.2g}"
+            table.add_row(step, name, format_value(r.value, r.stderr), stderr, r.unit)
+    return table
+
+
+def format_value(value: float, stderr: float | None) -> str:
+    """Enough significant digits to show the value to the second digit of its uncertainty."""
+    if stderr is None or not math.isfinite(stderr) or stderr <= 0 or value == 0:
+        return f"{value:.6g}"
+    digits = math.floor(math.log10(abs(value))) - math.floor(math.log10(stderr)) + 2
+    return f"{value:#.{min(max(digits, 2), 15)}g}"

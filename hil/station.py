@@ -1,0 +1,246 @@
+"""Station YAML -> instruments on the twin or on real hardware, addressed by role.
+
+The file is QCoDeS' station format (``instruments:`` with ``type``, ``address``, ``init`` and
+``parameters``) plus ``roles:`` (role -> instrument), ``sim:`` (run every instrument on the
+twin-coupled simulation of ``sim.lab``) and ``twin:`` (twin parameters, see hil.twin.params).
+
+Unlike QCoDeS, a parameter's ``limits`` narrow the driver's validator and may never widen it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyvisa
+import qcodes
+import yaml
+from qcodes.instrument import Instrument
+from qcodes.validators import Ints, Numbers
+
+from hil.roles import ROLE_KINDS
+from hil.sim.backend import ProfileError, open_lab
+from hil.twin import TwinLab, TwinParams
+from hil.twin.params import TwinParamError
+
+TOP_KEYS = {"instruments", "roles", "sim", "twin"}
+INSTRUMENT_KEYS = {"type", "address", "init", "parameters"}
+PARAMETER_KEYS = {"limits", "initial_value"}
+
+
+class StationError(ValueError):
+    """A mistake in a station file; the message names the file and the key."""
+
+
+@dataclass
+class Lab:
+    """The instruments of one station, reachable by role (``lab.pump``)."""
+
+    path: Path
+    yaml_text: str
+    station: qcodes.Station
+    roles: dict[str, Instrument]
+    world: TwinLab | None = None
+    _closed: bool = field(default=False, repr=False)
+
+    def __getattr__(self, name: str) -> Instrument:
+        roles = self.__dict__.get("roles", {})
+        if name in roles:
+            return roles[name]
+        raise AttributeError(
+            f"station {self.__dict__.get('path')} has no role {name!r}; "
+            f"it has: {', '.join(roles) or 'none'}"
+        )
+
+    def safe_state(self) -> list[str]:
+        """Put every instrument in its safe state; returns what failed (never raises)."""
+        failures = []
+        for name, instrument in self.station.components.items():
+            safe = getattr(instrument, "safe_state", None)
+            if safe is None:
+                continue
+            try:
+                safe()
+            except Exception as exc:  # keep going: one stuck instrument must not leave others live
+                failures.append(f"{name}: {exc}")
+        return failures
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.station.snapshot(update=False)
+
+    def close(self) -> None:
+        if not self._closed:
+            for instrument in list(self.station.components.values()):
+                if isinstance(instrument, Instrument):
+                    instrument.close()
+            self._closed = True
+
+
+def read_station_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
+    """Read and check the structure of a station file without touching any instrument."""
+    path = Path(path)
+    if not path.is_file():
+        raise StationError(f"{path}: station file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise StationError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise StationError(f"{path}: must be a mapping with an 'instruments:' section")
+    _refuse_unknown(data, TOP_KEYS, f"{path}")
+    instruments = data.get("instruments")
+    if not isinstance(instruments, dict) or not instruments:
+        raise StationError(f"{path}: 'instruments:' must map instrument names to their settings")
+    for name, spec in instruments.items():
+        where = f"{path}: instruments.{name}"
+        if not isinstance(spec, dict):
+            raise StationError(f"{where}: must be a mapping with 'type' and 'address'")
+        _refuse_unknown(spec, INSTRUMENT_KEYS, where)
+        for key in ("type", "address"):
+            if not isinstance(spec.get(key), str):
+                raise StationError(f"{where}.{key}: required, a string")
+        for pname, pspec in (spec.get("parameters") or {}).items():
+            if not isinstance(pspec, dict):
+                raise StationError(f"{where}.parameters.{pname}: must be a mapping")
+            _refuse_unknown(pspec, PARAMETER_KEYS, f"{where}.parameters.{pname}")
+    roles = data.get("roles") or {}
+    if not isinstance(roles, dict):
+        raise StationError(f"{path}: 'roles:' must map role names to instrument names")
+    for role, instrument in roles.items():
+        if role not in ROLE_KINDS:
+            raise StationError(f"{path}: roles.{role}: unknown role; known roles: "
+                               f"{', '.join(ROLE_KINDS)}")
+        if instrument not in instruments:
+            raise StationError(f"{path}: roles.{role}: no instrument named {instrument!r}; "
+                               f"instruments: {', '.join(instruments)}")
+    return path, text, data
+
+
+def load_lab(path: str | Path) -> Lab:
+    """Open every instrument of a station; nothing is left open if any step fails."""
+    path, text, data = read_station_file(path)
+    world = None
+    library = None
+    if "sim" in data:
+        try:
+            world = TwinLab(TwinParams.from_mapping(data.get("twin"), where=f"{path}: twin"))
+        except TwinParamError as exc:
+            raise StationError(str(exc)) from None
+        library = open_lab(_resolve_lab_file(path, data["sim"]), world)
+    elif "twin" in data:
+        raise StationError(f"{path}: 'twin:' parameters need a 'sim:' section (the twin only "
+                           "drives simulated instruments)")
+
+    station = qcodes.Station()
+    lab = Lab(path=path, yaml_text=text, station=station, roles={}, world=world)
+    try:
+        manager = pyvisa.ResourceManager(library) if library is not None else None
+        for name, spec in data["instruments"].items():
+            instrument = _open_instrument(path, name, spec, manager)
+            station.add_component(instrument)
+            _apply_parameters(path, name, instrument, spec.get("parameters") or {})
+        for role, name in (data.get("roles") or {}).items():
+            instrument = station.components[name]
+            kind = ROLE_KINDS[role]
+            if not isinstance(instrument, kind):
+                raise StationError(f"{path}: roles.{role}: {name} ({type(instrument).__name__}) "
+                                   f"does not provide what a {kind.__name__} must")
+            lab.roles[role] = instrument
+    except BaseException:
+        lab.close()
+        raise
+    return lab
+
+
+def _resolve_lab_file(station_path: Path, sim: Any) -> Path:
+    where = f"{station_path}: sim.lab"
+    if not isinstance(sim, dict) or not isinstance(sim.get("lab"), str):
+        raise StationError(f"{where}: required, e.g. 'sim_profiles:lab.yaml' or a path")
+    _refuse_unknown(sim, {"lab"}, f"{station_path}: sim")
+    ref = sim["lab"]
+    if ":" in ref and not Path(ref).exists():
+        package, filename = ref.split(":", 1)
+        try:
+            resource = importlib.resources.files(package) / filename
+        except ModuleNotFoundError:
+            raise StationError(f"{where}: no package {package!r}") from None
+        lab_file = Path(str(resource))
+    else:
+        lab_file = (station_path.parent / ref).resolve()
+    if not lab_file.is_file():
+        raise StationError(f"{where}: {lab_file} not found")
+    return lab_file
+
+
+def _open_instrument(path: Path, name: str, spec: Mapping[str, Any],
+                     manager: pyvisa.ResourceManager | None) -> Instrument:
+    where = f"{path}: instruments.{name}"
+    module_name, _, class_name = spec["type"].rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError):
+        raise StationError(f"{where}.type: cannot import {spec['type']!r}") from None
+    init = dict(spec.get("init") or {})
+    try:
+        if manager is None:
+            return cls(name, spec["address"], **init)
+        try:
+            resource = manager.open_resource(spec["address"])
+        except pyvisa.errors.VisaIOError:
+            raise StationError(f"{where}.address: {spec['address']} is not in the simulated "
+                               f"lab; it has: {', '.join(manager.list_resources())}") from None
+        return cls(name, resource=resource, **init)
+    except TypeError as exc:
+        raise StationError(f"{where}.init: {exc}") from None
+
+
+def _apply_parameters(path: Path, name: str, instrument: Instrument,
+                      settings: Mapping[str, Mapping[str, Any]]) -> None:
+    for pname, pspec in settings.items():
+        where = f"{path}: instruments.{name}.parameters.{pname}"
+        try:
+            parameter = instrument.parameters[pname]
+        except KeyError:
+            raise StationError(f"{where}: {name} has no parameter {pname!r}") from None
+        if "limits" in pspec:
+            parameter.add_validator(_narrowing_validator(where, parameter, pspec["limits"]))
+        if "initial_value" in pspec:
+            try:
+                parameter.set(pspec["initial_value"])
+            except ValueError as exc:
+                raise StationError(f"{where}.initial_value: {exc}") from None
+
+
+def _narrowing_validator(where: str, parameter, limits: Any) -> Numbers | Ints:
+    if (not isinstance(limits, list | tuple) or len(limits) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in limits)
+            or limits[0] > limits[1]):
+        raise StationError(f"{where}.limits: must be [low, high] numbers with low <= high, "
+                           f"got {limits!r}")
+    low, high = limits
+    current = parameter.vals
+    lo_now = getattr(current, "min_value", None)
+    hi_now = getattr(current, "max_value", None)
+    if lo_now is None or hi_now is None:
+        raise StationError(f"{where}.limits: {parameter.full_name} has no numeric range to narrow")
+    if low < lo_now or high > hi_now:
+        raise StationError(
+            f"{where}.limits: [{low}, {high}] {parameter.unit} widens the driver's range "
+            f"[{lo_now}, {hi_now}] {parameter.unit}; limits may only narrow it"
+        )
+    return Ints(int(low), int(high)) if isinstance(current, Ints) else Numbers(low, high)
+
+
+def _refuse_unknown(data: Mapping[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise StationError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; "
+                           f"allowed: {', '.join(sorted(known))}")
+
+
+__all__ = ["Lab", "ProfileError", "StationError", "load_lab", "read_station_file"]
