@@ -48,6 +48,7 @@ def run_command(experiment_name: str, station: Path | None, out: Path | None,
     from hil.runner import default_run_path, execute
 
     console = Console()
+    started = False
     try:
         exp = experiments.find(experiment_name)
         params = experiments.parse_sets(exp, assignments)
@@ -56,12 +57,18 @@ def run_command(experiment_name: str, station: Path | None, out: Path | None,
         if out.exists():
             raise FileExistsError(f"{out}: exists already; a run never overwrites another")
         console.print(f"[bold]{exp.name}[/] on {station} -> {out}", highlight=False)
+        started = True
         run = execute(exp, station, out, params, console=console)
     except KeyboardInterrupt:
         _fail(f"aborted; instruments left in their safe state; data kept in {out}", 130)
-    except USER_ERRORS as exc:
-        where = f" (run file {out}, marked failed)" if out is not None and out.exists() else ""
-        _fail(f"{exc.args[0] if exc.args else exc}{where}")
+    except Exception as exc:
+        message = str(exc.args[0]) if len(exc.args) == 1 else str(exc)
+        if started and out.exists():
+            # The run started: its file holds the data so far, status 'failed' and the traceback.
+            _fail(f"run failed: {message}\n  data and traceback kept in {out} (status failed)", 1)
+        if isinstance(exc, USER_ERRORS):
+            _fail(message)
+        raise
     console.print(results_table(run.results))
     console.print(f"run file: {run.path}", highlight=False)
 

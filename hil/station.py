@@ -193,7 +193,8 @@ def _open_instrument(path: Path, name: str, spec: Mapping[str, Any],
             resource = manager.open_resource(spec["address"])
         except pyvisa.errors.VisaIOError:
             raise StationError(f"{where}.address: {spec['address']} is not in the simulated "
-                               f"lab; it has: {', '.join(manager.list_resources())}") from None
+                               f"lab; it has: {', '.join(manager.visalib.devices.list_resources())}"
+                               ) from None
         return cls(name, resource=resource, **init)
     except TypeError as exc:
         raise StationError(f"{where}.init: {exc}") from None

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyvisa
+from pyvisa.constants import StatusCode
+from pyvisa.errors import VisaIOError
 from pyvisa.rname import to_canonical_name
 from pyvisa_sim import highlevel, parser
 from pyvisa_sim.component import Property
@@ -76,6 +78,13 @@ class SimVisaLibrary(highlevel.SimVisaLibrary):
         # Devices are built once a world is attached (see open_lab); pyvisa calls _init first.
         self.sessions = {}
         self.devices = Devices()
+
+    def open(self, session, resource_name, *args, **kwargs):
+        """As pyvisa-sim's, but an address the lab does not have raises instead of half-opening."""
+        handle, status = super().open(session, resource_name, *args, **kwargs)
+        if status != StatusCode.success:
+            raise VisaIOError(status)
+        return handle, status
 
     def _build(self, world: TwinLab) -> None:
         self.world = world
