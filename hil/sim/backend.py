@@ -8,7 +8,7 @@ exactly as plain ``@sim`` would, then every property carrying a ``twin:`` key is
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +18,9 @@ from pyvisa.errors import VisaIOError
 from pyvisa.rname import to_canonical_name
 from pyvisa_sim import highlevel, parser
 from pyvisa_sim.component import Property
-from pyvisa_sim.devices import Device, Devices
+from pyvisa_sim.devices import Devices
 
+from hil.sim.device import Fault, SimDevice
 from hil.sim.units import check_unit, from_si, to_si
 from hil.twin import TwinLab
 
@@ -100,7 +101,7 @@ class SimVisaLibrary(highlevel.SimVisaLibrary):
                 device_name, resource.get("filename"), resource.get("bundled", False),
                 parser.SPEC_VERSION_TUPLE[0],
             )
-            device = parser.get_device(device_name, device_dict, loader, resource)
+            device = _build_device(device_name, device_dict, loader, resource)
             slot = resource.get("twin")
             if slot is not None:
                 profile = resource.get("filename") or path
@@ -108,10 +109,73 @@ class SimVisaLibrary(highlevel.SimVisaLibrary):
             elif any("twin" in p for p in device_dict.get("properties", {}).values()):
                 raise ProfileError(f"{where}: the device has twin-bound properties but the "
                                    "resource names no 'twin:' slot")
+            device.remember_defaults()
             self.devices.add_device(to_canonical_name(resource_name), device)
 
+    # --- faults and reset, for tests and the reliability suite ----------------------------------
+    def device(self, resource_name: str) -> SimDevice:
+        try:
+            return self.devices[to_canonical_name(resource_name)]
+        except KeyError:
+            raise KeyError(f"the simulated lab has no {resource_name}; it has: "
+                           f"{', '.join(self.devices.list_resources())}") from None
 
-def _bind_properties(device: Device, device_dict: Mapping[str, Any], slot: str, world: TwinLab,
+    def inject(self, resource_name: str, kind: str, *, count: int = 1,
+               text: str = '-350,"Queue overflow"') -> None:
+        """Make an instrument misbehave: ``timeout``, ``garbage``, ``error`` or ``disconnect``."""
+        self.device(resource_name).inject(Fault(kind, count=count, text=text))
+
+    def reconnect(self, resource_name: str) -> None:
+        self.device(resource_name).reconnect()
+
+    def reset(self) -> None:
+        """Every instrument back to its profile's defaults, as after power-up."""
+        for name in self.devices.list_resources():
+            self.devices[name].reset()
+
+    def read(self, session, count):
+        self._check_connected(session)
+        return super().read(session, count)
+
+    def write(self, session, data):
+        self._check_connected(session)
+        return super().write(session, data)
+
+    def _check_connected(self, session) -> None:
+        device = getattr(self.sessions.get(session), "device", None)
+        if device is not None and not getattr(device, "connected", True):
+            raise VisaIOError(StatusCode.error_connection_lost)
+
+
+def _build_device(name: str, device_dict: Mapping[str, Any], loader: parser.Loader,
+                  resource: Mapping[str, Any]) -> SimDevice:
+    """As pyvisa_sim.parser.get_device, but building our SimDevice."""
+    device = SimDevice(name, device_dict.get("delimiter", ";").encode("utf-8"))
+    device.add_error_handler(device_dict.get("error", {}))
+    for interface, eom in device_dict.get("eom", {}).items():
+        device.add_eom(interface, *parser._get_pair(eom))
+    parser.update_component(name, device, device_dict)
+    for channel_name, channel in device_dict.get("channels", {}).items():
+        device.add_channels(channel_name,
+                            parser.get_channel(device, channel_name, channel, loader, resource))
+    device.spellings = list(_query_strings(device_dict))
+    return device
+
+
+def _query_strings(node: Any) -> Iterator[str]:
+    """Every ``q:`` string of a device definition: the commands it answers, as spelled there."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == "q" and isinstance(value, str):
+                yield value.strip()
+            else:
+                yield from _query_strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _query_strings(item)
+
+
+def _bind_properties(device: SimDevice, device_dict: Mapping[str, Any], slot: str, world: TwinLab,
                      where: str) -> None:
     for name, prop in device_dict.get("properties", {}).items():
         spec = prop.get("twin")
