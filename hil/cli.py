@@ -121,6 +121,35 @@ def list_command() -> None:
                 console.print(f"  {path}", highlight=False)
 
 
+@main.group("profiles")
+def profiles_group() -> None:
+    """Check simulation profiles against their drivers."""
+
+
+@profiles_group.command("check")
+@click.argument("model_names", metavar="[MODEL]...", nargs=-1)
+def profiles_check_command(model_names: tuple[str, ...]) -> None:
+    """Prove each profile answers every command its driver sends (all models if none given)."""
+    from hil.profiles import check, models
+
+    console = Console()
+    known = models()
+    unknown = [m for m in model_names if m not in known]
+    if unknown:
+        _fail(f"unknown model(s) {', '.join(unknown)}; models: {', '.join(known)}")
+    gaps = 0
+    for model in model_names or known:
+        for report in check(model):
+            verdict = "[green]ok[/]" if report.ok else f"[red]{len(report.gaps)} gap(s)[/]"
+            console.print(f"{report.model:<18} {report.driver:<48} {report.checked:>3} parameters  "
+                          f"{verdict}", highlight=False)
+            for gap in report.gaps:
+                console.print(f"    {gap}", highlight=False)
+            gaps += len(report.gaps)
+    if gaps:
+        sys.exit(1)
+
+
 def results_table(results: dict[str, dict[str, Result]]) -> Table:
     table = Table(title="results", show_edge=False)
     for column in ("step", "result", "value", "± stderr", "unit"):

@@ -1,0 +1,197 @@
+"""``hil profiles check``: prove a sim profile answers every command its driver sends.
+
+For each model (``sim_profiles/<model>.yaml`` beside ``instruments/<model>.py``) the driver is
+opened on a private copy of its profile with plain pyvisa-sim (``@sim``), so the profile must
+stand on its own. Every gettable parameter is read; every settable one is set to a valid value
+different from its current one and read back. Whatever times out, fails to parse, is refused or
+does not read back is a gap.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import inspect
+import math
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from qcodes.instrument import InstrumentBase, VisaInstrument
+from qcodes.parameters import Parameter, ParameterBase
+from qcodes.validators import Bool, Enum, Ints, Numbers
+
+QUERY_TIMEOUT_S = 0.3  # a profile that does not answer shows up as a timeout: keep it short
+
+
+@dataclass
+class ModelReport:
+    model: str
+    driver: str
+    checked: int = 0
+    gaps: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.gaps
+
+
+def profile_dir() -> Path:
+    return Path(str(importlib.resources.files("sim_profiles")))
+
+
+def models() -> list[str]:
+    """Every model with both a profile and a driver module."""
+    found = []
+    for path in sorted(profile_dir().glob("*.yaml")):
+        if importlib.util.find_spec(f"instruments.{path.stem}") is not None:
+            found.append(path.stem)
+    return found
+
+
+def driver_classes(model: str) -> list[type[VisaInstrument]]:
+    """The public VisaInstrument classes defined in ``instruments.<model>``."""
+    module = importlib.import_module(f"instruments.{model}")
+    return [cls for name, cls in inspect.getmembers(module, inspect.isclass)
+            if cls.__module__ == module.__name__ and not name.startswith("_")
+            and issubclass(cls, VisaInstrument)]
+
+
+def check(model: str, folder: Path | None = None) -> list[ModelReport]:
+    """Check every driver class of ``model`` against its profile (in ``folder`` if given)."""
+    profile = (folder or profile_dir()) / f"{model}.yaml"
+    if not profile.is_file():
+        raise FileNotFoundError(f"{profile}: no profile for model {model!r}; "
+                                f"models: {', '.join(models())}")
+    address = next(iter(yaml.safe_load(profile.read_text())["resources"]))
+    reports = []
+    for cls in driver_classes(model):
+        with tempfile.TemporaryDirectory() as folder:
+            copy = Path(folder) / profile.name
+            shutil.copyfile(profile, copy)
+            reports.append(_check_driver(model, cls, address, f"{copy}@sim"))
+    return reports
+
+
+def _check_driver(model: str, cls: type[VisaInstrument], address: str, visalib: str) -> ModelReport:
+    report = ModelReport(model=model, driver=f"{cls.__module__}.{cls.__name__}")
+    name = f"profile_check_{model}"
+    try:
+        instrument = cls(name, address, visalib=visalib, timeout=QUERY_TIMEOUT_S)
+    except Exception as exc:
+        report.gaps.append(f"driver could not start on the profile: {_one_line(exc)}")
+        return report
+    try:
+        for parameter in _parameters(instrument):
+            report.checked += 1
+            gap = _check_parameter(parameter)
+            if gap:
+                report.gaps.append(f"{parameter.full_name.removeprefix(name + '_')}: {gap}")
+    finally:
+        instrument.close()
+    return report
+
+
+def _parameters(node: InstrumentBase) -> Iterator[ParameterBase]:
+    for parameter in node.parameters.values():
+        if parameter.name not in ("IDN", "timeout"):
+            yield parameter
+    for sub in node.submodules.values():
+        if isinstance(sub, InstrumentBase):
+            yield from _parameters(sub)
+        else:  # a ChannelTuple
+            for channel in sub:
+                yield from _parameters(channel)
+
+
+def _check_parameter(parameter: ParameterBase) -> str | None:
+    before = None
+    if parameter.gettable:
+        try:
+            before = parameter.get()
+        except Exception as exc:
+            return f"get ({_command(parameter, 'get')}) failed: {_one_line(exc)}"
+    if not parameter.settable or not isinstance(parameter, Parameter):
+        return None
+    target = _other_valid_value(parameter, before)
+    if target is None:
+        return None
+    try:
+        parameter.set(target)
+    except Exception as exc:
+        return f"set to {target!r} ({_command(parameter, 'set')}) failed: {_one_line(exc)}"
+    if parameter.gettable:
+        parameter.cache.invalidate()
+        try:
+            after = parameter.get()
+        except Exception as exc:
+            return f"read back after set failed: {_one_line(exc)}"
+        if not _same(after, target, parameter):
+            return f"set {target!r} but read back {after!r}"
+    return None
+
+
+def _other_valid_value(parameter: Parameter, current: Any) -> Any:
+    vals = parameter.vals
+    if parameter.val_mapping is not None:
+        options = list(parameter.val_mapping)
+    elif isinstance(vals, Bool):
+        options = [True, False]
+    elif isinstance(vals, Enum):
+        options = list(vals._values)
+    elif isinstance(vals, Ints):
+        low, high = vals._min_value, vals._max_value
+        options = [int(low + (high - low) * f) for f in (0.37, 0.61)]
+    elif isinstance(vals, Numbers):
+        low, high = vals._min_value, vals._max_value
+        if not (math.isfinite(low) and math.isfinite(high)):
+            return None
+        options = [_round_sig(low + (high - low) * f) for f in (0.37, 0.61)]
+    else:
+        return None
+    for option in options:
+        if not _same(current, option, parameter):
+            try:
+                parameter.validate(option)
+            except (TypeError, ValueError):
+                continue
+            return option
+    return None
+
+
+def _round_sig(value: float) -> float:
+    """A round number, so the instrument's resolution does not change it."""
+    if value == 0:
+        return 0.0
+    return float(f"{value:.3g}")
+
+
+def _same(a: Any, b: Any, parameter: Parameter) -> bool:
+    """Equal as the instrument sees it: same raw value, or within its resolution."""
+    mapping = parameter.val_mapping
+    if mapping is not None:
+        return mapping.get(a, a) == mapping.get(b, b)
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        vals = parameter.vals
+        span = getattr(vals, "_max_value", 0) - getattr(vals, "_min_value", 0)
+        # Instruments round to their own resolution (0.01 dB, 0.01 rad, ...): allow 0.1 % of range.
+        tolerance = 1e-3 * abs(span) if math.isfinite(span) else 0.0
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=tolerance)
+    return a == b
+
+
+def _command(parameter: ParameterBase, kind: str) -> str:
+    """The SCPI command behind a parameter (QCoDeS keeps it on its get_raw/set_raw Command)."""
+    text = getattr(getattr(parameter, f"{kind}_raw", None), "cmd_str", None)
+    return text if isinstance(text, str) else "driver code"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+__all__ = ["ModelReport", "check", "driver_classes", "models"]
