@@ -37,8 +37,31 @@ class PowerMeter(Protocol):
     def safe_state(self) -> None: ...
 
 
+@runtime_checkable
+class MicrowaveSource(Protocol):
+    """A CW microwave source: frequency in Hz, power in dBm (as the instruments' own unit)."""
+
+    frequency: Parameter
+    power: Parameter
+    rf_output: Parameter
+
+    def safe_state(self) -> None: ...
+
+
+@runtime_checkable
+class Cryostat(Protocol):
+    """The fridge's thermometry and heaters: the mixing chamber in K, heater power in W."""
+
+    mxc_temperature: Parameter
+    heater_power: Parameter
+
+    def safe_state(self) -> None: ...
+
+
 #: Role names a station may declare, and what each must provide.
 ROLE_KINDS: dict[str, type] = {
     "pump": Laser,
     "meter": PowerMeter,
+    "mw_source": MicrowaveSource,
+    "cryostat": Cryostat,
 }

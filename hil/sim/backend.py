@@ -95,7 +95,6 @@ class SimVisaLibrary(highlevel.SimVisaLibrary):
         except Exception as exc:  # pyvisa-sim reports YAML errors with its own traceback text
             raise ProfileError(f"{path}: cannot be read as a pyvisa-sim file: {exc}") from exc
         for resource_name, resource in loader.data.get("resources", {}).items():
-            where = f"{path}: resources.{resource_name}"
             device_name = resource["device"]
             device_dict = loader.get_device_dict(
                 device_name, resource.get("filename"), resource.get("bundled", False),
@@ -106,9 +105,6 @@ class SimVisaLibrary(highlevel.SimVisaLibrary):
             if slot is not None:
                 profile = resource.get("filename") or path
                 _bind_properties(device, device_dict, slot, world, f"{profile}: devices.{device_name}")
-            elif any("twin" in p for p in device_dict.get("properties", {}).values()):
-                raise ProfileError(f"{where}: the device has twin-bound properties but the "
-                                   "resource names no 'twin:' slot")
             device.remember_defaults()
             self.devices.add_device(to_canonical_name(resource_name), device)
 
@@ -159,6 +155,7 @@ def _build_device(name: str, device_dict: Mapping[str, Any], loader: parser.Load
         device.add_channels(channel_name,
                             parser.get_channel(device, channel_name, channel, loader, resource))
     device.spellings = list(_query_strings(device_dict))
+    device.scpi_matching = str(device_dict.get("scpi_matching", "true")).lower() != "false"
     return device
 
 

@@ -45,6 +45,7 @@ class SimDevice(Device):
         self._defaults: dict[str, object] = {}
         self._headers: HeaderIndex | None = None
         self.spellings: list[str] = []  # every command the profile spells, set by the builder
+        self.scpi_matching = True  # a profile of a non-SCPI instrument turns it off
 
     def remember_defaults(self) -> None:
         """Record the profile's values as what ``*RST`` restores (call once, after building)."""
@@ -76,7 +77,7 @@ class SimDevice(Device):
         if query.strip().upper() == b"*RST":
             self.reset()
         response = super()._match(query)
-        if response is None:
+        if response is None and self.scpi_matching:
             canonical = self._header_index().canonical(query.decode("utf-8", "replace"))
             if canonical is not None and canonical.encode() != query:
                 response = super()._match(canonical.encode())
