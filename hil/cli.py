@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hil import experiment as experiments
+from hil.safety import RunInterlocked
 from hil.store import Result
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +62,8 @@ def run_command(experiment_name: str, station: Path | None, out: Path | None,
         run = execute(exp, station, out, params, console=console)
     except KeyboardInterrupt:
         _fail(f"aborted; instruments left in their safe state; data kept in {out}", 130)
+    except RunInterlocked as exc:
+        _fail(f"interlocked: {exc}; instruments left in their safe state; data kept in {out}", 3)
     except Exception as exc:
         message = str(exc.args[0]) if len(exc.args) == 1 else str(exc)
         if started and out.exists():
@@ -92,13 +95,70 @@ def show_command(path: Path, as_json: bool) -> None:
     console = Console()
     console.print(f"[bold]{record.path}[/]  experiment [bold]{record.experiment}[/]  "
                   f"status [bold]{record.status}[/]", highlight=False)
+    if record.state != record.status:
+        console.print(_STATE_NOTES[record.state].format(path=path, **record.writer),
+                      highlight=False)
+    if record.recovered:
+        console.print("[yellow]read with its consistency flags cleared: its writer died while "
+                      "changing the file's structure[/]", highlight=False)
     console.print(f"started {record.started}  ended {record.ended or '-'}", highlight=False)
-    for name, data in record.steps.items():
-        points = max((v.size for v in data.data_vars.values()), default=0)
-        console.print(f"  step {name}: {points} points", highlight=False)
+    for name in record.points:
+        planned = record.planned.get(name)
+        of = f" of {planned}" if planned is not None else ""
+        console.print(f"  step {name}: {record.points[name]}{of} points", highlight=False)
+    for name, error in record.unreadable.items():
+        console.print(f"  [red]step {name}: unreadable ({error})[/]", highlight=False)
     if record.traceback:
         console.print(f"[red]{record.traceback}[/]", highlight=False)
     console.print(results_table(record.results))
+
+
+_STATE_NOTES = {
+    "interrupted": "[bold yellow]interrupted[/]: no process writes it any more (killed or "
+                   "crashed); `hil resume {path}` continues it",
+    "running": "[bold]being written[/] by pid {pid} on {host}",
+    "unknown": "written on {host} (pid {pid}); whether that process still runs cannot be told "
+               "from here",
+}
+
+
+@main.command("resume")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--station", type=click.Path(path_type=Path), default=None,
+              help="Station YAML (default: the one the run recorded, if unchanged).")
+def resume_command(path: Path, station: Path | None) -> None:
+    """Continue an interrupted run file from its first point not on disk."""
+    from hil.runner import resume
+
+    console = Console()
+    try:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such run file")
+        console.print(f"resuming [bold]{path}[/]", highlight=False)
+        run = resume(path, station=station, console=console)
+    except KeyboardInterrupt:
+        _fail(f"aborted; instruments left in their safe state; data kept in {path}", 130)
+    except RunInterlocked as exc:
+        _fail(f"interlocked: {exc}; instruments left in their safe state; data kept in {path}", 3)
+    except Exception as exc:
+        message = str(exc.args[0]) if len(exc.args) == 1 else str(exc)
+        if _final_status(path) == "failed":  # the resumed run itself failed
+            _fail(f"run failed: {message}\n  data and traceback kept in {path} (status failed)",
+                  1)
+        if isinstance(exc, USER_ERRORS + (OSError,)):
+            _fail(message)
+        raise
+    console.print(results_table(run.results))
+    console.print(f"run file: {run.path}", highlight=False)
+
+
+def _final_status(path: Path) -> str | None:
+    from hil.store import run_state
+
+    try:
+        return run_state(path)
+    except (OSError, ValueError):
+        return None
 
 
 @main.command("list")
@@ -141,8 +201,9 @@ def profiles_check_command(model_names: tuple[str, ...]) -> None:
     for model in model_names or known:
         for report in check(model):
             verdict = "[green]ok[/]" if report.ok else f"[red]{len(report.gaps)} gap(s)[/]"
-            console.print(f"{report.model:<18} {report.driver:<48} {report.checked:>3} parameters  "
-                          f"{verdict}", highlight=False)
+            driver = report.driver.rsplit(".", 1)[-1]
+            console.print(f"{report.model:<16} {driver:<16} {report.checked:>4} parameters  {verdict}",
+                          highlight=False)
             for gap in report.gaps:
                 console.print(f"    {gap}", highlight=False)
             gaps += len(report.gaps)

@@ -86,14 +86,27 @@ def _check_driver(model: str, cls: type[VisaInstrument], address: str, visalib: 
         report.gaps.append(f"driver could not start on the profile: {_one_line(exc)}")
         return report
     try:
-        for parameter in _parameters(instrument):
+        # Read everything before changing anything: a set (points, data format) may change
+        # what a later get parses, and the profile's static replies do not follow.
+        parameters = list(_parameters(instrument))
+        current: dict[str, Any] = {}
+        for parameter in parameters:
             report.checked += 1
-            gap = _check_parameter(parameter)
+            gap = _check_get(parameter, current)
             if gap:
-                report.gaps.append(f"{parameter.full_name.removeprefix(name + '_')}: {gap}")
+                report.gaps.append(f"{_short(parameter, name)}: {gap}")
+        for parameter in parameters:
+            if parameter.full_name in current or not parameter.gettable:
+                gap = _check_set(parameter, current.get(parameter.full_name))
+                if gap:
+                    report.gaps.append(f"{_short(parameter, name)}: {gap}")
     finally:
         instrument.close()
     return report
+
+
+def _short(parameter: ParameterBase, instrument_name: str) -> str:
+    return parameter.full_name.removeprefix(instrument_name + "_")
 
 
 def _parameters(node: InstrumentBase) -> Iterator[ParameterBase]:
@@ -108,13 +121,17 @@ def _parameters(node: InstrumentBase) -> Iterator[ParameterBase]:
                 yield from _parameters(channel)
 
 
-def _check_parameter(parameter: ParameterBase) -> str | None:
-    before = None
-    if parameter.gettable:
-        try:
-            before = parameter.get()
-        except Exception as exc:
-            return f"get ({_command(parameter, 'get')}) failed: {_one_line(exc)}"
+def _check_get(parameter: ParameterBase, current: dict[str, Any]) -> str | None:
+    if not parameter.gettable:
+        return None
+    try:
+        current[parameter.full_name] = parameter.get()
+    except Exception as exc:
+        return f"get ({_command(parameter, 'get')}) failed: {_one_line(exc)}"
+    return None
+
+
+def _check_set(parameter: ParameterBase, before: Any) -> str | None:
     if not parameter.settable or not isinstance(parameter, Parameter):
         return None
     target = _other_valid_value(parameter, before)

@@ -58,10 +58,52 @@ class Cryostat(Protocol):
     def safe_state(self) -> None: ...
 
 
+@runtime_checkable
+class NetworkAnalyzer(Protocol):
+    """A VNA measuring one S-parameter as a complex trace over a linear frequency sweep."""
+
+    start: Parameter
+    stop: Parameter
+    points: Parameter
+    if_bandwidth: Parameter
+    power: Parameter
+    s_parameter: Parameter
+    averages: Parameter
+    frequency_axis: Parameter
+    trace: Parameter
+
+    def run_sweep(self, timeout: float | None = None) -> None: ...
+
+    def enable_output(self) -> None: ...
+
+    def safe_state(self) -> None: ...
+
+
+@runtime_checkable
+class SpectrumAnalyzer(Protocol):
+    """A swept spectrum analyzer with a noise marker in dBm/Hz."""
+
+    start: Parameter
+    stop: Parameter
+    points: Parameter
+    rbw: Parameter
+    averages: Parameter
+    frequency_axis: Parameter
+    trace: Parameter
+
+    def run_sweep(self, timeout: float | None = None) -> None: ...
+
+    def measure_noise_density(self, frequency: float) -> float: ...
+
+    def safe_state(self) -> None: ...
+
+
 #: Role names a station may declare, and what each must provide.
 ROLE_KINDS: dict[str, type] = {
     "pump": Laser,
     "meter": PowerMeter,
     "mw_source": MicrowaveSource,
     "cryostat": Cryostat,
+    "vna": NetworkAnalyzer,
+    "esa": SpectrumAnalyzer,
 }

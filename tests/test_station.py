@@ -36,8 +36,8 @@ def test_twin_station_gives_instruments_by_role() -> None:
 def test_unknown_role_attribute_names_the_roles_there_are() -> None:
     lab = load_lab(TWIN)
     try:
-        with pytest.raises(AttributeError, match="no role 'vna'; it has: pump, meter"):
-            _ = lab.vna
+        with pytest.raises(AttributeError, match="no role 'scope'; it has: pump, meter"):
+            _ = lab.scope
     finally:
         lab.close()
 
@@ -89,7 +89,7 @@ def test_initial_value_is_applied_and_checked(tmp_path: Path) -> None:
     ("edit", "message"),
     [
         (lambda d: d.update(colour="red"), r"unknown key\(s\) colour"),
-        (lambda d: d["roles"].update(vna="laser"), r"roles.vna: unknown role; known roles: pump"),
+        (lambda d: d["roles"].update(scope="laser"), r"roles.scope: unknown role; known roles: pump"),
         (lambda d: d["roles"].update(pump="lazer"), r"roles.pump: no instrument named 'lazer'"),
         (lambda d: d["instruments"]["laser"].update(type="instruments.nope.Laser"),
          r"instruments.laser.type: cannot import 'instruments.nope.Laser'"),

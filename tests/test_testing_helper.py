@@ -181,3 +181,139 @@ def test_scpi_write_builds_write_and_empty_error_read() -> None:
     assert scpi_write(":POW 1.00", error_query=":SYST:ERR?", no_error='0,"No error"') == [
         (":POW 1.00", None), (":SYST:ERR?", '0,"No error"'),
     ]
+
+
+# --- binary replies ----------------------------------------------------------------------------
+
+def _ieee_block(payload: bytes) -> bytes:
+    """``#<n><length><payload>``, built here independently of the helper under test."""
+    length = str(len(payload)).encode("ascii")
+    return b"#" + str(len(length)).encode("ascii") + length + payload
+
+
+def test_query_binary_values_decodes_a_little_endian_float64_block() -> None:
+    import struct
+
+    import numpy as np
+
+    values = [1.5, -2.25, 1e-12, 6.0]
+    block = _ieee_block(struct.pack("<4d", *values))
+    with expected_protocol(Box, [("HELLO", None), ("DATA?", block)]) as box:
+        data = box.visa_handle.query_binary_values("DATA?", datatype="d", is_big_endian=False,
+                                                   container=np.array)
+        assert isinstance(data, np.ndarray)
+        assert data.tolist() == values
+        assert box.visa_handle.written[-1] == b"DATA?\n"
+
+
+def test_binary_block_with_big_endian_float32() -> None:
+    import struct
+
+    block = _ieee_block(struct.pack(">2f", 0.5, -4.0))
+    with expected_protocol(Box, [("HELLO", None), ("DATA?", block)]) as box:
+        assert box.visa_handle.query_binary_values("DATA?", datatype="f",
+                                                   is_big_endian=True) == [0.5, -4.0]
+
+
+def test_read_raw_stops_at_a_newline_byte_inside_binary_data() -> None:
+    # 0x0A inside the data ends a VISA read with termchar enabled: read_raw is not a block read.
+    block = _ieee_block(b"ab\ncd")
+    with (
+        pytest.raises(TranscriptMismatch,
+                      match=re.escape("the rest of the reply, b'cd\\n' to 'DATA?' was never read")),
+        expected_protocol(Box, [("HELLO", None), ("DATA?", block)]) as box,
+    ):
+        box.visa_handle.write("DATA?")
+        assert box.visa_handle.read_raw() == b"#15ab\n"
+
+
+def test_read_raw_then_read_bytes_gets_the_whole_reply_with_termination() -> None:
+    block = _ieee_block(b"ab\ncd")
+    with expected_protocol(Box, [("HELLO", None), ("DATA?", block)]) as box:
+        box.visa_handle.write("DATA?")
+        first = box.visa_handle.read_raw()
+        rest = box.visa_handle.read_bytes(3)
+        assert first + rest == block + b"\n"
+
+
+def test_text_reply_through_read_raw_carries_the_termination() -> None:
+    with expected_protocol(Box, [("HELLO", None), ("LEV?", "7")]) as box:
+        box.visa_handle.write("LEV?")
+        assert box.visa_handle.read_raw() == b"7\n"
+
+
+def test_binary_reply_read_as_text_decodes_up_to_the_termination() -> None:
+    with expected_protocol(Box, [("HELLO", None), ("LEV?", b"7")]) as box:
+        assert box.level() == 7
+
+
+def test_read_bytes_beyond_the_reply_fails() -> None:
+    with (
+        pytest.raises(TranscriptMismatch, match="read 10 byte\\(s\\) of the reply to 'DATA\\?', "
+                                                "only 4 left"),
+        expected_protocol(Box, [("HELLO", None), ("DATA?", b"abc")]) as box,
+    ):
+        box.visa_handle.write("DATA?")
+        box.visa_handle.read_bytes(10)
+
+
+def test_block_shorter_than_announced_fails() -> None:
+    with (
+        pytest.raises(TranscriptMismatch, match="announces 16 byte\\(s\\) after 4, only 8 present"),
+        expected_protocol(Box, [("HELLO", None), ("DATA?", b"#216" + bytes(7))]) as box,
+    ):
+        box.visa_handle.query_binary_values("DATA?", datatype="d")
+
+
+def test_block_not_followed_by_the_termination_fails() -> None:
+    import struct
+
+    block = _ieee_block(struct.pack("<d", 1.0)) + b"X"
+    with (
+        pytest.raises(TranscriptMismatch, match=re.escape("followed by b'X', not the read "
+                                                          "termination b'\\n'")),
+        expected_protocol(Box, [("HELLO", None), ("DATA?", block)]) as box,
+    ):
+        box.visa_handle.query_binary_values("DATA?", datatype="d")
+
+
+def test_block_without_expected_termination_leaves_it_unread() -> None:
+    import struct
+
+    block = _ieee_block(struct.pack("<d", 1.0))
+    with (
+        pytest.raises(TranscriptMismatch, match=re.escape("b'\\n' to 'DATA?' was still unread")),
+        expected_protocol(Box, [("HELLO", None), ("DATA?", block), ("LEV 1", None)]) as box,
+    ):
+        assert box.visa_handle.query_binary_values("DATA?", datatype="d",
+                                                   expect_termination=False) == [1.0]
+        box.level(1)
+
+
+def test_binary_read_with_nothing_pending_fails() -> None:
+    with (
+        pytest.raises(TranscriptMismatch,
+                      match="read_binary_values after 'HELLO' with no reply pending"),
+        expected_protocol(Box, [("HELLO", None)]) as box,
+    ):
+        box.visa_handle.read_binary_values()
+
+
+def test_unread_binary_reply_is_reported() -> None:
+    with (
+        pytest.raises(TranscriptMismatch, match=re.escape("the reply b'#10' to 'DATA?' was never "
+                                                          "read")),
+        expected_protocol(Box, [("HELLO", None), ("DATA?", b"#10")]) as box,
+    ):
+        box.visa_handle.write("DATA?")
+
+
+def test_empty_block_decodes_to_no_values() -> None:
+    with expected_protocol(Box, [("HELLO", None), ("DATA?", b"#10")]) as box:
+        assert box.visa_handle.query_binary_values("DATA?", datatype="d") == []
+
+
+def test_text_reply_is_returned_exactly_as_written_even_if_not_ascii() -> None:
+    # Adding binary reads must not change what a plain text read returns.
+    with expected_protocol(Box, [("HELLO", None), ("UNIT?", "µW")]) as box:
+        assert box.ask("UNIT?") == "µW"
