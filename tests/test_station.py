@@ -28,7 +28,8 @@ def test_twin_station_gives_instruments_by_role() -> None:
         assert lab.meter.name == "powermeter"
         assert lab.world is not None
         assert "instruments" in lab.yaml_text
-        assert set(lab.snapshot()["instruments"]) == {"laser", "powermeter"}
+        assert set(lab.snapshot()["instruments"]) == {"laser", "powermeter", "mwsource", "fridge",
+                                                      "vna", "esa"}
     finally:
         lab.close()
 
@@ -36,14 +37,18 @@ def test_twin_station_gives_instruments_by_role() -> None:
 def test_unknown_role_attribute_names_the_roles_there_are() -> None:
     lab = load_lab(TWIN)
     try:
-        with pytest.raises(AttributeError, match="no role 'scope'; it has: pump, meter"):
+        with pytest.raises(AttributeError, match="no role 'scope'; it has: pump, meter, mw_source"):
             _ = lab.scope
     finally:
         lab.close()
 
 
+def limited(data: dict) -> None:
+    data["instruments"]["laser"].setdefault("parameters", {}).update(power_dbm={"limits": [-15, 10]})
+
+
 def test_limit_refuses_a_value_before_any_byte_is_sent(tmp_path: Path) -> None:
-    lab = load_lab(TWIN)  # twin.yaml narrows power_dbm to [-15, 10]
+    lab = load_lab(station_variant(tmp_path, limited))
     try:
         laser = lab.pump
         sent: list[str] = []
@@ -63,7 +68,7 @@ def test_limit_refuses_a_value_before_any_byte_is_sent(tmp_path: Path) -> None:
 
 
 def test_limits_that_would_widen_the_driver_range_are_refused(tmp_path: Path) -> None:
-    path = station_variant(tmp_path, lambda d: d["instruments"]["laser"]["parameters"].update(
+    path = station_variant(tmp_path, lambda d: d["instruments"]["laser"].setdefault("parameters", {}).update(
         power_dbm={"limits": [-20, 10]}))
     with pytest.raises(StationError, match=r"station.yaml: instruments.laser.parameters.power_dbm"
                                            r".limits: \[-20, 10\] dBm widens the driver's range "
@@ -72,14 +77,14 @@ def test_limits_that_would_widen_the_driver_range_are_refused(tmp_path: Path) ->
 
 
 def test_initial_value_is_applied_and_checked(tmp_path: Path) -> None:
-    path = station_variant(tmp_path, lambda d: d["instruments"]["laser"]["parameters"].update(
+    path = station_variant(tmp_path, lambda d: d["instruments"]["laser"].setdefault("parameters", {}).update(
         power_dbm={"limits": [-15, 0], "initial_value": -3}))
     lab = load_lab(path)
     try:
         assert lab.pump.power_dbm() == -3
     finally:
         lab.close()
-    bad = station_variant(tmp_path, lambda d: d["instruments"]["laser"]["parameters"].update(
+    bad = station_variant(tmp_path, lambda d: d["instruments"]["laser"].setdefault("parameters", {}).update(
         power_dbm={"limits": [-15, 0], "initial_value": 3}))
     with pytest.raises(StationError, match="power_dbm.initial_value"):
         load_lab(bad)
@@ -96,7 +101,7 @@ def test_initial_value_is_applied_and_checked(tmp_path: Path) -> None:
         (lambda d: d["instruments"]["laser"].pop("address"), r"instruments.laser.address: required"),
         (lambda d: d["instruments"]["laser"].update(address="TCPIP0::10.9.9.9::5000::SOCKET"),
          r"instruments.laser.address: TCPIP0::10.9.9.9::5000::SOCKET is not in the simulated lab"),
-        (lambda d: d["instruments"]["laser"]["parameters"].update(colour={"limits": [0, 1]}),
+        (lambda d: d["instruments"]["laser"].setdefault("parameters", {}).update(colour={"limits": [0, 1]}),
          r"instruments.laser.parameters.colour: laser has no parameter 'colour'"),
         (lambda d: d["twin"].update(transducer={"kappa_o_hz": -5}),
          r"twin.transducer.kappa_o_hz: must be > 0"),

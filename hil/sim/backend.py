@@ -12,13 +12,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyvisa
 from pyvisa.constants import StatusCode
 from pyvisa.errors import VisaIOError
 from pyvisa.rname import to_canonical_name
 from pyvisa_sim import highlevel, parser
 from pyvisa_sim.component import Property
-from pyvisa_sim.devices import Devices
+from pyvisa_sim.devices import Device, Devices
 
 from hil.sim.device import Fault, SimDevice
 from hil.sim.units import check_unit, from_si, to_si
@@ -35,12 +36,18 @@ class TwinBinding:
 
     slot: str
     key: str
-    kind: str  # "state" or "reading"
-    unit: str
+    kind: str  # "state", "reading" or "trace"
+    unit: str = "1"
+    format_property: str | None = None  # trace: the device property naming ASCII or REAL,32/64
+    byte_order_property: str | None = None  # trace: NORM (big-endian) or SWAP; default SWAP
 
 
 class TwinProperty(Property):
-    """A pyvisa-sim property whose value is shared with (state) or computed by (reading) the twin."""
+    """A pyvisa-sim property backed by the twin: a setting it shares, or a reading it computes.
+
+    A setting's value lives in the twin, not here, so settings the twin couples (a VNA's centre
+    and span move its start and stop) read back as the instrument would report them.
+    """
 
     def __init__(self, original: Property, binding: TwinBinding, world: TwinLab) -> None:
         # Take over the original's validated value and specs without re-parsing the default.
@@ -53,17 +60,36 @@ class TwinProperty(Property):
             world.set_state(binding.slot, binding.key, to_si(binding.unit, self._value))
 
     def get_value(self):
-        if self.binding.kind == "reading":
-            value = from_si(self.binding.unit, self.world.read(self.binding.slot, self.binding.key))
-            return self.specs.type(value) if self.specs is not None else value
-        return self._value
+        b = self.binding
+        if b.kind == "trace":
+            return self.world.trace(b.slot, b.key)
+        si = self.world.read(b.slot, b.key) if b.kind == "reading" else self.world.state(b.slot, b.key)
+        value = from_si(b.unit, si)
+        return self.specs.type(value) if self.specs is not None else value
 
     def set_value(self, string_value: str) -> None:
-        if self.binding.kind == "reading":
-            raise ValueError(f"{self.name} is a reading of the twin and cannot be set")
+        if self.binding.kind != "state":
+            raise ValueError(f"{self.name} is a {self.binding.kind} of the twin and cannot be set")
         value = self.validate_value(string_value)
-        self._value = value
         self.world.set_state(self.binding.slot, self.binding.key, to_si(self.binding.unit, value))
+
+    def reply(self, device: Device) -> bytes:
+        """A trace as the instrument transfers it: ASCII, or a REAL,32/64 binary block."""
+        values = np.asarray(self.get_value(), dtype=float)
+        fmt = _property_text(device, self.binding.format_property, "ASC").upper()
+        if fmt.startswith("REAL"):
+            order = _property_text(device, self.binding.byte_order_property, "SWAP").upper()
+            dtype = (">" if order.startswith("NORM") else "<") + ("f4" if fmt.endswith("32") else "f8")
+            payload = values.astype(dtype).tobytes()
+            length = str(len(payload)).encode()
+            return b"#" + str(len(length)).encode() + length + payload
+        return ",".join(f"{v:.10E}" for v in values).encode()
+
+
+def _property_text(device: Device, name: str | None, default: str) -> str:
+    if name is None:
+        return default
+    return str(device._properties[name].get_value())
 
 
 class SimVisaLibrary(highlevel.SimVisaLibrary):
@@ -179,17 +205,42 @@ def _bind_properties(device: SimDevice, device_dict: Mapping[str, Any], slot: st
         if spec is None:
             continue
         here = f"{where}.properties.{name}.twin"
-        if not isinstance(spec, Mapping) or len({"state", "reading"} & set(spec)) != 1:
-            raise ProfileError(f"{here}: must be {{state: KEY, unit: U}} or {{reading: KEY, unit: U}}")
-        kind = "state" if "state" in spec else "reading"
-        unit = spec.get("unit", "1")
+        kinds = {"state", "reading", "trace"} & set(spec) if isinstance(spec, Mapping) else set()
+        if len(kinds) != 1:
+            raise ProfileError(f"{here}: must be {{state: KEY, unit: U}}, {{reading: KEY, unit: U}} "
+                               "or {trace: KEY, format: PROPERTY}")
+        kind = kinds.pop()
+        binding = TwinBinding(slot=slot, key=spec[kind], kind=kind, unit=spec.get("unit", "1"),
+                              format_property=spec.get("format"),
+                              byte_order_property=spec.get("byte_order"))
         try:
-            check_unit(unit, here)
-            world.check_binding(slot, spec[kind], kind)
+            check_unit(binding.unit, here)
+            world.check_binding(slot, binding.key, kind)
+            for other in (binding.format_property, binding.byte_order_property):
+                if other is not None and other not in device._properties:
+                    raise KeyError(f"the device has no property {other!r} to read the format from")
         except (KeyError, ValueError) as exc:
             raise ProfileError(f"{here}: {exc.args[0]}") from None
-        binding = TwinBinding(slot=slot, key=spec[kind], kind=kind, unit=unit)
         device._properties[name] = TwinProperty(device._properties[name], binding, world)
+        if kind == "trace":
+            getter = prop.get("getter", {}).get("q")
+            device.trace_queries[getter.strip().encode()] = name
+    for dialogue in device_dict.get("dialogues", ()):
+        spec = dialogue.get("twin")
+        if spec is None:
+            continue
+        here = f"{where}.dialogues[{dialogue.get('q')!r}].twin"
+        if not isinstance(spec, Mapping) or set(spec) != {"action"}:
+            raise ProfileError(f"{here}: must be {{action: NAME}}")
+        try:
+            world.check_binding(slot, spec["action"], "action")
+        except KeyError as exc:
+            raise ProfileError(f"{here}: {exc.args[0]}") from None
+        device.actions[dialogue["q"].strip().encode()] = _action(world, slot, spec["action"])
+
+
+def _action(world: TwinLab, slot: str, name: str):
+    return lambda: world.act(slot, name)
 
 
 def open_lab(lab_file: str | os.PathLike, world: TwinLab | None = None) -> SimVisaLibrary:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyvisa_sim.component import NoResponse, OptionalBytes
@@ -46,6 +47,8 @@ class SimDevice(Device):
         self._headers: HeaderIndex | None = None
         self.spellings: list[str] = []  # every command the profile spells, set by the builder
         self.scpi_matching = True  # a profile of a non-SCPI instrument turns it off
+        self.trace_queries: dict[bytes, str] = {}  # query -> twin trace property (binary-capable)
+        self.actions: dict[bytes, Callable[[], None]] = {}  # command -> what the twin does
 
     def remember_defaults(self) -> None:
         """Record the profile's values as what ``*RST`` restores (call once, after building)."""
@@ -76,12 +79,27 @@ class SimDevice(Device):
     def _match(self, query: bytes) -> OptionalBytes | None:
         if query.strip().upper() == b"*RST":
             self.reset()
-        response = super()._match(query)
+        response = self._match_twin(query)
+        if response is None:
+            response = super()._match(query)
         if response is None and self.scpi_matching:
             canonical = self._header_index().canonical(query.decode("utf-8", "replace"))
             if canonical is not None and canonical.encode() != query:
-                response = super()._match(canonical.encode())
+                response = self._match_twin(canonical.encode())
+                if response is None:
+                    response = super()._match(canonical.encode())
         return self._apply_fault(response)
+
+    def _match_twin(self, query: bytes) -> OptionalBytes | None:
+        """Traces (text or binary blocks) and commands that make the twin act."""
+        query = query.strip()
+        if query in self.trace_queries:
+            return self._properties[self.trace_queries[query]].reply(self)
+        action = self.actions.get(query)
+        if action is not None:
+            action()
+            return super()._match(query)  # the dialogue's own reply, if any
+        return None
 
     def _apply_fault(self, response: OptionalBytes | None) -> OptionalBytes | None:
         if not self.faults:

@@ -26,9 +26,11 @@ def _bool_to_si(value: float | str) -> float:
     return 1.0 if str(value).strip().upper() in ("1", "ON", "1.0") else 0.0
 
 
-_SPECIAL: dict[str, tuple[Callable[[float], float], Callable[[float], float]]] = {
+_SPECIAL: dict[str, tuple[Callable, Callable]] = {
     "dBm": (_dbm_to_w, _w_to_dbm),
     "bool": (_bool_to_si, lambda v: 1 if v >= 0.5 else 0),
+    "str": (str, str),  # an enumerated setting the twin keeps as text (e.g. S21)
+    "quoted": (lambda v: str(v).strip('"'), lambda v: f'"{v}"'),  # ditto, quoted on the wire
 }
 
 KNOWN_UNITS = tuple(_LINEAR_SCALE) + tuple(_SPECIAL)
@@ -39,7 +41,7 @@ def check_unit(unit: str, where: str) -> None:
         raise ValueError(f"{where}: unknown unit {unit!r}; known: {', '.join(KNOWN_UNITS)}")
 
 
-def to_si(unit: str, value) -> float:
+def to_si(unit: str, value) -> float | str:
     """A value as the instrument speaks it -> SI."""
     if unit in _SPECIAL:
         return _SPECIAL[unit][0](value)

@@ -1,8 +1,9 @@
 """The simulated lab as one world: instrument settings in, physical readings out.
 
-Instruments are slots (``pump_laser``, ``power_meter``). The simulation backend writes each
-accepted setting into the slot's state in SI units and asks for readings by name; the optical
-path decides what each reading is (physics.md §1.1).
+Instruments are slots (``pump_laser``, ``power_meter``, ``mw_source``, ``cryostat``, ``vna``,
+``esa``). The simulation backend writes each accepted setting into its slot's state (SI units)
+and asks for readings, traces and actions by name; :class:`~hil.twin.physics.TwinPhysics`
+decides what each is. Readings carry seeded instrument noise, so a run is reproducible.
 """
 
 from __future__ import annotations
@@ -11,84 +12,228 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hil.twin.optical import OpticalCavity, wavelength_to_frequency
+from hil.twin.clock import Clock
+from hil.twin.optical import OpticalCavity
 from hil.twin.params import TwinParams
+from hil.twin.physics import TwinPhysics
 
-#: The state every slot starts with, before the simulated instruments push their defaults.
-_INITIAL_STATE: dict[str, dict[str, float]] = {
+#: Every slot's settings, as the instrument is at power-up (the profiles push their own defaults).
+_INITIAL_STATE: dict[str, dict[str, float | str]] = {
     "pump_laser": {"wavelength_m": 1550e-9, "power_w": 1e-3, "output": 0.0, "shutter_closed": 0.0},
     "power_meter": {"wavelength_m": 1550e-9, "averages": 1.0},
+    "mw_source": {"frequency_hz": 8.8e9, "power_w": 1e-5, "output": 0.0},
+    "cryostat": {"sample_heater_range": 0.0, "sample_heater_mout": 0.0, "warmup_heater_range": 0.0,
+                 "still_heater_range": 0.0, "still_heater_percent": 0.0},
+    "vna": {"start_hz": 8.75e9, "stop_hz": 8.85e9, "points": 201.0, "if_bandwidth_hz": 1e3,
+            "power_w": 1e-4, "output": 1.0, "averaging": 0.0, "averages": 1.0, "s_parameter": "S11"},
+    "esa": {"start_hz": 8.7e9, "stop_hz": 8.9e9, "points": 1001.0, "rbw_hz": 1e5, "vbw_hz": 1e5,
+            "averages": 1.0, "attenuation_db": 10.0, "preamp": 0.0, "marker_hz": 8.8e9},
 }
+
+#: Swept instruments whose centre and span are derived from start and stop.
+_SWEPT = ("vna", "esa")
+_CENTER_SPAN = ("center_hz", "span_hz")
+
+#: Lake Shore 372 sample-heater current ranges (A) by RANGE code, and the heater resistance.
+_SAMPLE_HEATER_RANGE_A = (0.0, 31.6e-6, 100e-6, 316e-6, 1e-3, 3.16e-3, 10e-3, 31.6e-3, 100e-3)
+SAMPLE_HEATER_OHM = 120.0
 
 
 class TwinLab:
-    """One simulated lab. Deterministic for a given seed."""
+    """One simulated lab on a clock (virtual unless a real one is given). Seeded."""
 
-    def __init__(self, params: TwinParams | None = None) -> None:
+    def __init__(self, params: TwinParams | None = None, clock: Clock | None = None) -> None:
         self.params = params or TwinParams()
-        t = self.params.transducer
-        self.cavity = OpticalCavity(
-            frequency_hz=float(wavelength_to_frequency(t.pump_wavelength_m)),
-            kappa_hz=t.kappa_o_hz,
-            kappa_ex_hz=t.kappa_o_ex_hz,
-        )
+        self.physics = TwinPhysics(self.params, clock)
+        self.clock = self.physics.clock
         self.rng = np.random.default_rng(self.params.seed)
         self._state = {slot: dict(values) for slot, values in _INITIAL_STATE.items()}
+        self._vna_sweep: dict[str, np.ndarray] | None = None
+        self._esa_sweep: np.ndarray | None = None
         self._readings: dict[tuple[str, str], Callable[[], float]] = {
-            ("power_meter", "power_w"): self._power_meter_power,
+            ("power_meter", "power_w"): self._through_power,
+            ("cryostat", "mxc_temperature_k"): self._mxc_temperature,
+            ("cryostat", "sample_heater_power_w"): self.sample_heater_power_w,
+            ("vna", "sweep_time_s"): self.vna_sweep_time_s,
+            ("esa", "noise_density_w_per_hz"): self._noise_density,
         }
+        self._traces: dict[tuple[str, str], Callable[[], np.ndarray]] = {
+            ("vna", "sdata"): self._vna_sdata,
+            ("esa", "spectrum"): self._esa_spectrum,
+        }
+        self._actions: dict[tuple[str, str], Callable[[], None]] = {
+            ("vna", "sweep"): self._vna_run_sweep,
+            ("esa", "sweep"): self._esa_run_sweep,
+        }
+        self._update_fridge_loads()
+
+    @property
+    def cavity(self) -> OpticalCavity:
+        """The pump mode the laser addresses."""
+        return self.physics.pump_cavity
 
     # --- what the backend calls -------------------------------------------------------------
-    def set_state(self, slot: str, key: str, value: float) -> None:
-        """Record an instrument setting (SI units)."""
+    def set_state(self, slot: str, key: str, value: float | str) -> None:
+        """Record an instrument setting (SI units; a few settings are strings, e.g. 'S21')."""
+        if key in _CENTER_SPAN and slot in _SWEPT:
+            self._set_center_span(slot, key, float(value))
+            return
         self._check_state_key(slot, key)
-        self._state[slot][key] = float(value)
+        current = self._state[slot][key]
+        self._state[slot][key] = value if isinstance(current, str) else float(value)
+        if slot in ("pump_laser", "cryostat"):
+            self._update_fridge_loads()
+        if slot == "vna":
+            self._vna_sweep = None  # a changed setting invalidates the held trace
 
-    def state(self, slot: str, key: str) -> float:
+    def state(self, slot: str, key: str) -> float | str:
+        if key in _CENTER_SPAN and slot in _SWEPT:
+            start, stop = float(self._state[slot]["start_hz"]), float(self._state[slot]["stop_hz"])
+            return (start + stop) / 2 if key == "center_hz" else stop - start
         self._check_state_key(slot, key)
         return self._state[slot][key]
 
+    def _set_center_span(self, slot: str, key: str, value: float) -> None:
+        """Centre and span are another view of start and stop, as on the instrument."""
+        center, span = self.state(slot, "center_hz"), self.state(slot, "span_hz")
+        center, span = (value, span) if key == "center_hz" else (center, value)
+        self._state[slot]["start_hz"] = center - span / 2
+        self._state[slot]["stop_hz"] = center + span / 2
+        if slot == "vna":
+            self._vna_sweep = None
+
     def read(self, slot: str, key: str) -> float:
         """A physical reading (SI units) computed from the current state of the lab."""
-        try:
-            compute = self._readings[(slot, key)]
-        except KeyError:
-            known = ", ".join(f"{s}.{k}" for s, k in self._readings)
-            raise KeyError(f"the twin has no reading {slot}.{key}; it has: {known}") from None
-        return compute()
+        return self._lookup(self._readings, slot, key, "reading")()
+
+    def trace(self, slot: str, key: str) -> np.ndarray:
+        """A trace (1-D float array, as the instrument would transfer it)."""
+        return self._lookup(self._traces, slot, key, "trace")()
+
+    def act(self, slot: str, name: str) -> None:
+        """Something an instrument does on command (a sweep); it takes time on the clock."""
+        self._lookup(self._actions, slot, name, "action")()
 
     def check_binding(self, slot: str, key: str, kind: str) -> None:
-        """Refuse a profile that names a slot, state or reading the twin does not have."""
+        """Refuse a profile that names a slot, setting, reading, trace or action we do not have."""
         if kind == "state":
-            self._check_state_key(slot, key)
-        elif (slot, key) not in self._readings:
-            self.read(slot, key)  # raises the descriptive KeyError
+            if not (key in _CENTER_SPAN and slot in _SWEPT):
+                self._check_state_key(slot, key)
+        else:
+            table = {"reading": self._readings, "trace": self._traces, "action": self._actions}[kind]
+            self._lookup(table, slot, key, kind)
 
     def truth(self) -> dict[str, float]:
         """The true device parameters, for checking what experiments recover."""
-        return {
+        truth = dict(self.physics.truth())
+        truth.update({
             "optical_wavelength_m": self.cavity.wavelength_m,
             "optical_frequency_hz": self.cavity.frequency_hz,
-            "kappa_o_hz": self.cavity.kappa_hz,
-            "kappa_o_ex_hz": self.cavity.kappa_ex_hz,
-        }
+            "pump_duty_cycle": self.params.lines.pump_duty_cycle,
+        })
+        return truth
 
-    # --- physics -------------------------------------------------------------------------------
+    # --- the lab's physics, through the instruments ---------------------------------------------
     def laser_emitted_power(self) -> float:
-        """Power leaving the laser: zero unless the diode is on and the shutter open."""
+        """Peak power leaving the laser: zero unless the diode is on and the shutter open."""
         laser = self._state["pump_laser"]
         if laser["output"] < 0.5 or laser["shutter_closed"] > 0.5:
             return 0.0
-        return laser["power_w"]
+        return float(laser["power_w"])
 
-    def _power_meter_power(self) -> float:
-        """Through-port power: laser power times the cavity transmission at its wavelength."""
-        laser = self._state["pump_laser"]
-        frequency = wavelength_to_frequency(laser["wavelength_m"])
-        power = self.laser_emitted_power() * float(self.cavity.transmission(frequency))
-        averages = max(self._state["power_meter"]["averages"], 1.0)
-        sigma = self.params.noise.power_meter_rel / np.sqrt(averages)
-        return power * (1.0 + sigma * self.rng.standard_normal())
+    def sample_heater_power_w(self) -> float:
+        """Mixing-chamber heater: (range current x manual output)^2 x R."""
+        cryo = self._state["cryostat"]
+        code = int(round(float(cryo["sample_heater_range"])))
+        current = _SAMPLE_HEATER_RANGE_A[min(max(code, 0), 8)] * float(cryo["sample_heater_mout"]) / 100
+        return current ** 2 * SAMPLE_HEATER_OHM
+
+    def vna_frequencies(self) -> np.ndarray:
+        vna = self._state["vna"]
+        return np.linspace(float(vna["start_hz"]), float(vna["stop_hz"]), int(vna["points"]))
+
+    def esa_frequencies(self) -> np.ndarray:
+        esa = self._state["esa"]
+        return np.linspace(float(esa["start_hz"]), float(esa["stop_hz"]), int(esa["points"]))
+
+    def vna_sweep_time_s(self) -> float:
+        """One sweep: points / IF bandwidth plus a little retrace time."""
+        vna = self._state["vna"]
+        return float(vna["points"]) / float(vna["if_bandwidth_hz"]) + 1e-3
+
+    def _laser(self) -> tuple[float, float]:
+        return self.laser_emitted_power(), float(self._state["pump_laser"]["wavelength_m"])
+
+    def _update_fridge_loads(self) -> None:
+        peak, _ = self._laser()
+        self.physics.set_fridge_loads(peak * self.params.lines.pump_duty_cycle,
+                                      heater_w=self.sample_heater_power_w())
+
+    def _noisy(self, value: float, rel: float) -> float:
+        return value * (1.0 + rel * self.rng.standard_normal()) if rel else value
+
+    def _through_power(self) -> float:
+        """Power meter on the through port: the time average of the pulsed pump after the chip."""
+        average = self.physics.through_power_w(*self._laser()) * self.params.lines.pump_duty_cycle
+        averages = max(float(self._state["power_meter"]["averages"]), 1.0)
+        return self._noisy(average, self.params.noise.power_meter_rel / np.sqrt(averages))
+
+    def _mxc_temperature(self) -> float:
+        return self._noisy(self.physics.mixing_chamber_k(), self.params.noise.thermometer_rel)
+
+    def _noise_density(self) -> float:
+        esa = self._state["esa"]
+        psd = float(self.physics.spectrum_psd_w_per_hz(float(esa["marker_hz"]), *self._laser()))
+        return self._noisy(psd, self.params.noise.esa_marker_rel / np.sqrt(max(float(esa["averages"]), 1)))
+
+    def _vna_run_sweep(self) -> None:
+        vna = self._state["vna"]
+        count = int(vna["averages"]) if float(vna["averaging"]) >= 0.5 else 1
+        self.clock.sleep(self.vna_sweep_time_s() * count)
+        f = self.vna_frequencies()
+        ideal = self.physics.vna_traces(f, *self._laser())
+        emitting = float(vna["output"]) >= 0.5
+        floor_w = 1e-3 * 10 ** (self.params.noise.vna_floor_dbm_per_hz / 10) * float(vna["if_bandwidth_hz"])
+        # Receiver noise in |S| units: noise power over the set source power, per quadrature.
+        floor = np.sqrt(floor_w / float(vna["power_w"]) / 2 / count)
+        rel = self.params.noise.vna_trace_rel / np.sqrt(count)
+        sweep = {}
+        for name, s in ideal.items():
+            if not emitting:
+                s = np.zeros_like(s)  # RF off: the receivers see only their own noise
+            noise = (rel * np.abs(s) + floor) * (self.rng.standard_normal(s.size)
+                                                 + 1j * self.rng.standard_normal(s.size))
+            sweep[name] = s + noise
+        self._vna_sweep = sweep
+
+    def _vna_sdata(self) -> np.ndarray:
+        """The last sweep of the selected S-parameter as re, im pairs (the VNA's SDATA)."""
+        if self._vna_sweep is None:
+            self._vna_run_sweep()
+        s = self._vna_sweep[str(self._state["vna"]["s_parameter"])]
+        pairs = np.empty(2 * s.size)
+        pairs[0::2], pairs[1::2] = s.real, s.imag
+        return pairs
+
+    def _esa_run_sweep(self) -> None:
+        esa = self._state["esa"]
+        f = self.esa_frequencies()
+        points = f.size
+        rbw = float(esa["rbw_hz"])
+        self.clock.sleep(max(points / rbw, 1e-3) * max(float(esa["averages"]), 1))
+        mean_dbm = self.physics.spectrum_trace_dbm(f, rbw, *self._laser())
+        # Log-averaged noise reads 2.51 dB below its mean power and scatters 5.57 dB per sweep.
+        sigma_db = 5.57 / np.sqrt(max(float(esa["averages"]), 1))
+        self._esa_sweep = np.asarray(mean_dbm) + sigma_db * self.rng.standard_normal(points) - 2.51
+
+    def _esa_spectrum(self) -> np.ndarray:
+        """The last sweep as frequency, amplitude (dBm) pairs (the analyzer's FETC:SAN?)."""
+        if self._esa_sweep is None or self._esa_sweep.size != int(self._state["esa"]["points"]):
+            self._esa_run_sweep()
+        f = self.esa_frequencies()
+        pairs = np.empty(2 * f.size)
+        pairs[0::2], pairs[1::2] = f, self._esa_sweep
+        return pairs
 
     def _check_state_key(self, slot: str, key: str) -> None:
         if slot not in self._state:
@@ -97,3 +242,11 @@ class TwinLab:
         if key not in self._state[slot]:
             raise KeyError(f"the twin's {slot} has no setting {key!r}; it has: "
                            f"{', '.join(self._state[slot])}")
+
+    @staticmethod
+    def _lookup(table: dict, slot: str, key: str, kind: str):
+        try:
+            return table[(slot, key)]
+        except KeyError:
+            known = ", ".join(f"{s}.{k}" for s, k in table)
+            raise KeyError(f"the twin has no {kind} {slot}.{key}; it has: {known}") from None

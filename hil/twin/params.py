@@ -11,11 +11,13 @@ on top of it::
                    pump_wavelength_m, fsr_mismatch_hz}
       lines: {pump_gain_db, pump_tap_ratio, pump_insertion_loss_db, pump_return_loss_db,
               vna_path_gains_db: [port1_in, port1_out, port2_in, port2_out],
-              vna_path_delays_s: [port1_in, port1_out, port2_in, port2_out], hemt_noise_temp_k}
+              vna_path_delays_s: [port1_in, port1_out, port2_in, port2_out], hemt_noise_temp_k,
+              pump_duty_cycle}
       fridge: {t_base_k, cooling_a_w_per_k2, tau_s, absorbed_fraction, t_still_k,
                still_conductance_w_per_k, t_4k_k, plate_4k_conductance_w_per_k}
       noise: {power_meter_rel, n_floor, heating_a, heating_alpha, heating_p_ref_w, n_line,
-              tau_rise_s, tau_fall_s}
+              tau_rise_s, tau_fall_s, vna_trace_rel, vna_floor_dbm_per_hz, esa_marker_rel,
+              thermometer_rel}
 
 Every key, its unit, default and allowed range is the metadata of its dataclass field below
 (:func:`describe` lists them). Unknown keys and unphysical values raise :class:`TwinParamError`
@@ -154,6 +156,11 @@ class LinesParams(_Section):
     path's gains also hold the EOM/photodiode conversion and omega_o/omega_e), in the order
     [port1_in, port1_out, port2_in, port2_out]; port 1 = microwave line, port 2 = optical path.
     The microwave output chain (port1_out) also feeds the spectrum analyzer.
+
+    ``pump_duty_cycle``: the amplified pump is gated into pulses (an AOM after the amplifier).
+    Profile A pumps with 1 us pulses at 10 Hz (1e-5, physics.md §4) so that watt-class peaks
+    stay within the fridge's cooling power; Profile B is CW (1). Power meters and the mixing
+    chamber see the time average, the transducer and its hot bath the peak.
     """
 
     pump_gain_db: float = _num(20.0, "pump amplifier gain", low=0.0, high=60.0, low_open=False,
@@ -170,6 +177,8 @@ class LinesParams(_Section):
         (0.0, 0.0, 0.0, 0.0), "VNA path electrical delays", low=0.0, high=1e-3, unit="s")
     hemt_noise_temp_k: float = _num(4.0, "noise temperature of the microwave output chain", low=0.0,
                                     high=1e4, low_open=False, unit="K")
+    pump_duty_cycle: float = _num(1e-5, "fraction of time the pump pulses are on (AOM gate)", low=0.0,
+                                  high=1.0, high_open=False)
 
     @property
     def pump_gain(self) -> float:
@@ -226,6 +235,14 @@ class NoiseParams(_Section):
     n_line: float = _num(0.0, "occupancy of the microwave input line", low=0.0, low_open=False)
     tau_rise_s: float = _num(0.5e-6, "hot-bath rise time under a pump pulse", low=0.0, unit="s")
     tau_fall_s: float = _num(50e-6, "hot-bath decay time after a pump pulse", low=0.0, unit="s")
+    vna_trace_rel: float = _num(1.15e-4, "relative VNA trace noise per point (0.001 dB)", low=0.0,
+                                high=1.0, low_open=False)
+    vna_floor_dbm_per_hz: float = _num(-140.0, "VNA receiver noise floor", low=-250.0, high=0.0,
+                                       unit="dBm/Hz")
+    esa_marker_rel: float = _num(0.05, "relative scatter of one noise-marker reading", low=0.0,
+                                 high=1.0, low_open=False)
+    thermometer_rel: float = _num(1e-3, "relative scatter of one thermometer reading", low=0.0,
+                                  high=1.0, low_open=False)
 
 
 _SECTIONS = ("transducer", "lines", "fridge", "noise")
@@ -238,7 +255,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "transducer": {"f_m_hz": 7.0e9, "g0_hz": 750.0, "kappa_o_hz": 200e6, "kappa_o_ex_hz": 50e6,
                        "kappa_m_hz": 3e6, "kappa_m_ex_hz": 0.81e6},
         # CW pump: no amplifier (20 mW laser -> 7.9 mW on chip; P_C1 is 42.9 mW)
-        "lines": {"pump_gain_db": 0.0},
+        "lines": {"pump_gain_db": 0.0, "pump_duty_cycle": 1.0},
         # n_int = 0.02 + 0.05 (P / 1 mW)^0.5
         "noise": {"n_floor": 0.02, "heating_a": 0.05, "heating_alpha": 0.5, "heating_p_ref_w": 1e-3},
     },
