@@ -8,6 +8,8 @@ decides what each is. Readings carry seeded instrument noise, so a run is reprod
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Callable
 
 import numpy as np
@@ -47,6 +49,8 @@ class TwinLab:
         self.physics = TwinPhysics(self.params, clock)
         self.clock = self.physics.clock
         self.rng = np.random.default_rng(self.params.seed)
+        self._scalar_rng = random.Random(self.params.seed)  # per-reading noise: 5x cheaper than numpy
+        self._through_w: float | None = None  # noiseless through-port power for the laser's state
         self._state = {slot: dict(values) for slot, values in _INITIAL_STATE.items()}
         self._vna_sweep: dict[str, np.ndarray] | None = None
         self._esa_sweep: np.ndarray | None = None
@@ -82,6 +86,7 @@ class TwinLab:
         current = self._state[slot][key]
         self._state[slot][key] = value if isinstance(current, str) else float(value)
         if slot in ("pump_laser", "cryostat"):
+            self._through_w = None
             self._update_fridge_loads()
         if slot == "vna":
             self._vna_sweep = None  # a changed setting invalidates the held trace
@@ -170,13 +175,15 @@ class TwinLab:
                                       heater_w=self.sample_heater_power_w())
 
     def _noisy(self, value: float, rel: float) -> float:
-        return value * (1.0 + rel * self.rng.standard_normal()) if rel else value
+        return value * (1.0 + rel * self._scalar_rng.gauss(0.0, 1.0)) if rel else value
 
     def _through_power(self) -> float:
         """Power meter on the through port: the time average of the pulsed pump after the chip."""
-        average = self.physics.through_power_w(*self._laser()) * self.params.lines.pump_duty_cycle
+        if self._through_w is None:  # recomputed only when the laser changes
+            self._through_w = (self.physics.through_power_w(*self._laser())
+                               * self.params.lines.pump_duty_cycle)
         averages = max(float(self._state["power_meter"]["averages"]), 1.0)
-        return self._noisy(average, self.params.noise.power_meter_rel / np.sqrt(averages))
+        return self._noisy(self._through_w, self.params.noise.power_meter_rel / math.sqrt(averages))
 
     def _mxc_temperature(self) -> float:
         return self._noisy(self.physics.mixing_chamber_k(), self.params.noise.thermometer_rel)
