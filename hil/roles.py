@@ -101,7 +101,8 @@ class SpectrumAnalyzer(Protocol):
 #: Role names a station may declare, and what each must provide.
 ROLE_KINDS: dict[str, type] = {
     "pump": Laser,
-    "meter": PowerMeter,
+    "meter": PowerMeter,      # the pump's through port, after the chip
+    "monitor": PowerMeter,    # the pump's monitor tap, before the fridge
     "mw_source": MicrowaveSource,
     "cryostat": Cryostat,
     "vna": NetworkAnalyzer,

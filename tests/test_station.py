@@ -28,7 +28,7 @@ def test_twin_station_gives_instruments_by_role() -> None:
         assert lab.meter.name == "powermeter"
         assert lab.world is not None
         assert "instruments" in lab.yaml_text
-        assert set(lab.snapshot()["instruments"]) == {"laser", "powermeter", "mwsource", "fridge",
+        assert set(lab.snapshot()["instruments"]) == {"laser", "powermeter", "monitor", "mwsource", "fridge",
                                                       "vna", "esa"}
     finally:
         lab.close()
@@ -37,7 +37,7 @@ def test_twin_station_gives_instruments_by_role() -> None:
 def test_unknown_role_attribute_names_the_roles_there_are() -> None:
     lab = load_lab(TWIN)
     try:
-        with pytest.raises(AttributeError, match="no role 'scope'; it has: pump, meter, mw_source"):
+        with pytest.raises(AttributeError, match="no role 'scope'; it has: pump, meter, monitor"):
             _ = lab.scope
     finally:
         lab.close()

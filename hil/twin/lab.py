@@ -1,9 +1,10 @@
 """The simulated lab as one world: instrument settings in, physical readings out.
 
-Instruments are slots (``pump_laser``, ``power_meter``, ``mw_source``, ``cryostat``, ``vna``,
-``esa``). The simulation backend writes each accepted setting into its slot's state (SI units)
-and asks for readings, traces and actions by name; :class:`~hil.twin.physics.TwinPhysics`
-decides what each is. Readings carry seeded instrument noise, so a run is reproducible.
+Instruments are slots (``pump_laser``, ``power_meter`` on the through port, ``monitor_meter``
+on the pump's monitor tap, ``mw_source``, ``cryostat``, ``vna``, ``esa``). The simulation
+backend writes each accepted setting into its slot's state (SI units) and asks for readings,
+traces and actions by name; :class:`~hil.twin.physics.TwinPhysics` decides what each is.
+Readings carry seeded instrument noise, so a run is reproducible.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hil.twin.physics import TwinPhysics
 _INITIAL_STATE: dict[str, dict[str, float | str]] = {
     "pump_laser": {"wavelength_m": 1550e-9, "power_w": 1e-3, "output": 0.0, "shutter_closed": 0.0},
     "power_meter": {"wavelength_m": 1550e-9, "averages": 1.0},
+    "monitor_meter": {"wavelength_m": 1550e-9, "averages": 1.0},
     "mw_source": {"frequency_hz": 8.8e9, "power_w": 1e-5, "output": 0.0},
     "cryostat": {"sample_heater_range": 0.0, "sample_heater_mout": 0.0, "warmup_heater_range": 0.0,
                  "still_heater_range": 0.0, "still_heater_percent": 0.0},
@@ -56,6 +58,7 @@ class TwinLab:
         self._esa_sweep: np.ndarray | None = None
         self._readings: dict[tuple[str, str], Callable[[], float]] = {
             ("power_meter", "power_w"): self._through_power,
+            ("monitor_meter", "power_w"): self._monitor_power,
             ("cryostat", "mxc_temperature_k"): self._mxc_temperature,
             ("cryostat", "sample_heater_power_w"): self.sample_heater_power_w,
             ("vna", "sweep_time_s"): self.vna_sweep_time_s,
@@ -184,6 +187,12 @@ class TwinLab:
                                * self.params.lines.pump_duty_cycle)
         averages = max(float(self._state["power_meter"]["averages"]), 1.0)
         return self._noisy(self._through_w, self.params.noise.power_meter_rel / math.sqrt(averages))
+
+    def _monitor_power(self) -> float:
+        """Power meter on the pump's monitor tap, before the fridge (time average)."""
+        average = self.physics.monitor_power_w(self.laser_emitted_power()) * self.params.lines.pump_duty_cycle
+        averages = max(float(self._state["monitor_meter"]["averages"]), 1.0)
+        return self._noisy(average, self.params.noise.power_meter_rel / math.sqrt(averages))
 
     def _mxc_temperature(self) -> float:
         return self._noisy(self.physics.mixing_chamber_k(), self.params.noise.thermometer_rel)
