@@ -1,0 +1,113 @@
+"""Calibration store and the chain's plan: what runs, what is reused, in which order."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from hil.calibration import CalibrationStore, MissingCalibration, calibration, plan, require
+from hil.store import Result
+
+
+@calibration(valid_for_s=3600)
+def optical(lab, run): ...
+
+
+@calibration(needs=("optical",), valid_for_s=600)
+def microwave(lab, run): ...
+
+
+@calibration(needs=("optical", "microwave"), valid_for_s=600)
+def efficiency(lab, run): ...
+
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def store_with(tmp_path: Path, ages_min: dict[str, float]) -> CalibrationStore:
+    store = CalibrationStore(tmp_path, "stations/twin.yaml")
+    for step, age in ages_min.items():
+        valid = {"optical": 3600, "microwave": 600, "efficiency": 600}[step]
+        store.record(step, {"x": Result(1.0, "Hz", 0.1)}, run=f"runs/{step}.h5", valid_for_s=valid,
+                     finished=NOW - timedelta(minutes=age))
+    return store
+
+
+def decisions(steps, store, **kw) -> dict[str, tuple[bool, str]]:
+    return {d.name: (d.run, d.reason) for d in plan(steps, store, now=NOW, **kw)}
+
+
+def test_store_round_trip_keeps_results_and_provenance(tmp_path: Path) -> None:
+    store = store_with(tmp_path, {"optical": 5})
+    again = CalibrationStore(tmp_path, "stations/twin.yaml").latest("optical")
+    assert again.results == {"x": Result(1.0, "Hz", 0.1)}
+    assert again.run == "runs/optical.h5"
+    assert again.age_s(NOW) == pytest.approx(300)
+    assert json.loads((tmp_path / "calibrations.json").read_text())["stations/twin.yaml"]
+    assert CalibrationStore(tmp_path, "other.yaml").latest("optical") is None  # per station
+    assert store.path.name == "calibrations.json"
+
+
+def test_everything_runs_on_a_new_station(tmp_path: Path) -> None:
+    got = decisions([efficiency, microwave, optical], CalibrationStore(tmp_path, "s"))
+    assert list(got) == ["optical", "microwave", "efficiency"]  # dependency order
+    assert all(run for run, _ in got.values())
+
+
+def test_fresh_steps_are_reused_and_stale_ones_re_run(tmp_path: Path) -> None:
+    store = store_with(tmp_path, {"optical": 10, "microwave": 5, "efficiency": 30})
+    got = decisions([optical, microwave, efficiency], store)
+    assert got["optical"][0] is False and got["microwave"][0] is False
+    assert got["efficiency"] == (True, "stale: 30 min old, valid 10 min")
+
+
+def test_a_re_run_step_makes_what_needs_it_re_run(tmp_path: Path) -> None:
+    store = store_with(tmp_path, {"optical": 70, "microwave": 5, "efficiency": 5})
+    got = decisions([optical, microwave, efficiency], store)
+    assert got["optical"][0] is True
+    assert got["microwave"] == (True, "a step it needs is re-run: optical")
+    assert got["efficiency"][0] is True
+
+
+def test_a_prerequisite_recalibrated_later_makes_the_dependent_stale(tmp_path: Path) -> None:
+    store = store_with(tmp_path, {"optical": 2, "microwave": 5})
+    got = decisions([optical, microwave], store)
+    assert got["microwave"] == (True, "a step it needs was re-calibrated since")
+
+
+def test_force_re_runs_everything(tmp_path: Path) -> None:
+    store = store_with(tmp_path, {"optical": 1, "microwave": 1})
+    assert all(run for run, _ in decisions([optical, microwave], store, force=True).values())
+
+
+def test_missing_and_cyclic_dependencies_are_named() -> None:
+    with pytest.raises(ValueError, match="microwave needs 'optical', which is not in the chain"):
+        plan([microwave], None)
+
+    @calibration(needs=("b",))
+    def a(lab, run): ...
+
+    @calibration(needs=("a",))
+    def b(lab, run): ...
+
+    with pytest.raises(ValueError, match="cycle: a -> b -> a"):
+        plan([a, b], None)
+
+
+def test_require_names_what_to_run() -> None:
+    class FakeRun:
+        results = {"optical": {"x": Result(2.0, "Hz")}}
+
+    assert require(FakeRun(), "optical", "x").value == 2.0
+    with pytest.raises(MissingCalibration, match="needs microwave.f_m_hz.*hil run microwave"):
+        require(FakeRun(), "microwave", "f_m_hz")
+
+
+def test_unreadable_store_is_reported_not_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "calibrations.json").write_text("{not json")
+    with pytest.raises(ValueError, match="unreadable calibration store"):
+        CalibrationStore(tmp_path, "s").all()
+    assert (tmp_path / "calibrations.json").read_text() == "{not json"
