@@ -556,7 +556,7 @@ def test_sim_defaults(sim_ls: LakeShore372) -> None:
     assert ls.ch01.resistance_range() == 632.0
     assert (ls.scan_channel(), ls.autoscan()) == (6, False)
     assert ls.sample_heater.current_range() == 0.0
-    assert ls.sample_heater.resistance() == 100.0
+    assert ls.sample_heater.resistance() == 120.0
     assert ls.sample_heater.display() == "power"
     assert ls.sample_heater.power() == 0.0
     assert ls.sample_heater.status() == "ok"

@@ -138,6 +138,8 @@ class TwinLab:
             "optical_wavelength_m": self.cavity.wavelength_m,
             "optical_frequency_hz": self.cavity.frequency_hz,
             "pump_duty_cycle": self.params.lines.pump_duty_cycle,
+            "cooling_a_w_per_k2": self.params.fridge.cooling_a_w_per_k2,
+            "t_base_k": self.params.fridge.t_base_k,
         })
         return truth
 
