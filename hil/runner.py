@@ -1,21 +1,56 @@
-"""Runs an experiment against a lab and records it: sweeps, progress, results, safe endings.
+"""Runs an experiment against a lab and records it: sweeps, progress, safety, safe endings, resume.
 
-Whatever way a run ends (completed, an exception, Ctrl-C, SIGTERM) the instruments are put in
-their safe state first, then the run file is flushed and marked with how it ended.
+Whatever way a run ends (completed, an exception, Ctrl-C, SIGTERM, an interlock) the
+instruments are put in their safe state first, then the run file is flushed and marked with how
+it ended (``completed``, ``failed`` with the traceback, ``aborted``, ``interlocked``).
+
+Stopping. The first Ctrl-C (SIGINT) or SIGTERM asks the run to stop: the instrument call in
+progress finishes, the experiment's next instrument call (or the sweep's next point) raises
+:class:`RunAborted` before anything is sent, the point in progress is not recorded (it is
+incomplete), safe states are applied and the file is marked ``aborted``. A second signal raises
+at once, wherever the experiment is. Signals arriving while the run applies its safe states and
+closes its file wait for that to finish (a third one raises).
+
+Checkpoints and resume. Every point of a sweep is appended in order, so the points on disk are
+the checkpoint: a sweep with N of M planned points on disk continues at point N. The run file
+records what a resume needs: the experiment name, the station file's path and YAML text, the
+user's ``--set`` values (``params``), each step's planned setpoints (``planned_<name>``), which
+group belongs to which experiment step (group attribute ``call``), and which experiment steps
+returned (``calls_done``). :func:`resume` opens the same station (refusing one whose YAML
+changed, unless given explicitly), rebuilds the file in place (``RunWriter.resume``) and runs
+the experiment again in replay mode:
+
+* an experiment step in ``calls_done`` is skipped, its results taken from the file;
+* any other step runs again from its start, so it sets its instruments up again. Its sweeps
+  that are complete on disk return their data without touching an instrument (so what the step
+  computes from them, e.g. the fine sweep's window, comes out as it did); the interrupted sweep
+  continues at its first point not on disk, on its planned grid (the plan on disk wins if the
+  step plans differently now: an event says so); sweeps not started yet run as usual.
+
+Deterministic steps thus re-plan identically. What cannot be identical is noise: a twin-backed
+run resumes with the twin's noise generator started afresh, so readings taken after the resume
+differ from those an uninterrupted run would have taken (a noiseless twin reproduces them
+exactly). Rows on disk are never written twice.
+
+Interlocks (``interlocks:`` in the station, see :mod:`hil.safety`) are watched in threads of
+their own while the experiment runs. A point during which one tripped is discarded and taken
+again after the release, with a ``retake`` event naming it.
 """
 
 from __future__ import annotations
 
 import signal
+import threading
+import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qcodes.parameters import Parameter
+from qcodes.parameters import Parameter, ParameterWithSetpoints
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -29,66 +64,120 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from hil.experiment import Experiment, defaults
+from hil.experiment import Experiment, ExperimentError, defaults, find, step_parameters
+from hil.safety import (
+    InstrumentGuard,
+    RunAborted,
+    RunInterlocked,
+    Supervisor,
+    lab_instruments,
+)
 from hil.station import Lab, load_lab
-from hil.store import Column, Result, RunWriter, StepWriter
+from hil.store import Axis, Column, Result, RunFileError, RunWriter, StepWriter, open_run
 
+__all__ = ["Run", "RunAborted", "RunInterlocked", "default_run_path", "execute", "resume"]
 
-class RunAborted(KeyboardInterrupt):
-    """The run was asked to stop (SIGTERM); handled like Ctrl-C."""
+#: Seconds between progress bar updates (each costs a few microseconds).
+PROGRESS_PERIOD = 0.05
 
 
 class Run:
     """What an experiment step sees: the lab, its parameters, and the ways to record data."""
 
     def __init__(self, lab: Lab, writer: RunWriter, params: Mapping[str, Mapping[str, Any]],
-                 progress: Progress) -> None:
+                 progress: Progress, supervisor: Supervisor | None = None) -> None:
         self.lab = lab
         self.writer = writer
         self.params = params
         self.progress = progress
         self.results: dict[str, dict[str, Result]] = {}
+        self._supervisor = supervisor
         self._open_steps: dict[str, StepWriter] = {}
+        self._recorded: set[str] = set()
+        self._call: str | None = None
+        self._done_before = frozenset(writer.calls_done)  # steps a resume skips
 
     @property
     def path(self) -> Path:
         return Path(self.writer.path)
 
+    @property
+    def resumed(self) -> bool:
+        return bool(self.writer.prior_root)
+
     def call(self, step: Callable[..., Any]) -> Any:
-        """Run one step with its defaults and the user's --set values."""
-        values = defaults(step, self.params.get(step.__name__, {}))
-        self.writer.event("step", f"{step.__name__} started with {values}")
-        return step(self.lab, self, **values)
+        """Run one step with its defaults and the user's --set values.
+
+        On a resume, a step that returned before the interruption is skipped: its results are
+        taken from the file (and returned, when the step recorded results under its own name).
+        """
+        name = step.__name__
+        if name in self._done_before:
+            for group, prior in self.writer.prior.items():
+                if prior.attrs.get("call") == name:
+                    if prior.results:
+                        self.results[group] = dict(prior.results)
+                    self._recorded.add(group)
+            self.writer.event("step", f"{name} skipped: it finished before the resume")
+            return self.results.get(name)
+        values = defaults(step, self.params.get(name, {}))
+        self.checkpoint()
+        self.writer.event("step", f"{name} started with {values}")
+        self._call = name
+        try:
+            out = step(self.lab, self, **values)
+        finally:
+            self._call = None
+        self.writer.mark_call_done(name)
+        return out
+
+    def checkpoint(self) -> None:
+        """Stop here if the run is stopping; wait here while an interlock is latched.
+
+        Sweeps call it before every point; experiment code with loops of its own may too.
+        """
+        if self._supervisor is not None:
+            self._supervisor.point_start()
+
+    def event(self, kind: str, message: str) -> None:
+        """Add a record to the run's audit trail."""
+        self.writer.event(kind, message)
 
     def sweep(self, step: str, setpoint: Parameter, values: Iterable[float],
               measured: Mapping[str, Parameter], *, description: str | None = None
               ) -> dict[str, np.ndarray]:
         """Set ``setpoint`` to each value, read every measured parameter, record each point.
 
-        Returns the recorded columns as arrays. The step stays open for its results.
+        A measured ``ParameterWithSetpoints`` records a trace per point (its setpoint values,
+        read once at the start, are the trace axis). Returns the recorded columns as arrays
+        (traces as ``(points, trace length)``). The step is closed at the end; attach results
+        with :meth:`record_results`.
         """
-        values = np.asarray(list(values), dtype=float)
-        writer = self._begin(step, [_column(setpoint.name, setpoint)],
-                             [_column(name, p) for name, p in measured.items()])
-        data = {setpoint.name: values, **{name: np.full(values.size, np.nan) for name in measured}}
-        task = self.progress.add_task(description or step, total=values.size)
-        for i, value in enumerate(values):
-            setpoint.set(value)
-            row = {name: float(p.get()) for name, p in measured.items()}
-            writer.append(**{setpoint.name: float(value)}, **row)
-            for name, reading in row.items():
-                data[name][i] = reading
-            self.progress.advance(task)
-        writer.flush()
-        return data
+        return self._nested(step, [(setpoint, values)], measured, description)
+
+    def sweep2d(self, step: str, outer: Parameter, outer_values: Iterable[float],
+                inner: Parameter, inner_values: Iterable[float],
+                measured: Mapping[str, Parameter], *, description: str | None = None
+                ) -> dict[str, np.ndarray]:
+        """A nested sweep: for each outer value, the whole inner sweep.
+
+        The file holds the points in order (``point`` index, both setpoints as coordinates) and
+        the planned axes; :func:`hil.store.open_run` returns it as a grid. Returns the planned
+        axes and each measured column on the grid, ``(outer, inner[, trace])``.
+        """
+        return self._nested(step, [(outer, outer_values), (inner, inner_values)], measured,
+                            description)
 
     def record_results(self, step: str, results: Mapping[str, Result]) -> None:
-        """Attach fitted results to a step and close it."""
-        writer = self._open_steps.pop(step, None)
-        if writer is None:
-            raise RuntimeError(f"step {step!r} has no open data to attach results to")
-        writer.set_results(results)
-        writer.close()
+        """Attach fitted results to a step (open or closed)."""
+        open_writer = self._open_steps.pop(step, None)
+        if open_writer is not None:
+            open_writer.set_results(results)
+            open_writer.close()
+        elif step in self._recorded:
+            self.writer.set_results(step, results)
+        else:
+            raise RuntimeError(f"step {step!r} has no data to attach results to")
         self.results[step] = dict(results)
 
     def plot_path(self, step: str) -> Path:
@@ -100,19 +189,163 @@ class Run:
             writer.close()
         self._open_steps.clear()
 
-    def _begin(self, step: str, setpoints: list[Column], measured: list[Column]) -> StepWriter:
-        if step in self._open_steps or step in self.results:
+    # -- sweeps ----------------------------------------------------------------------------
+
+    def _nested(self, step: str, axes_in: Sequence[tuple[Parameter, Iterable[float]]],
+                measured: Mapping[str, Parameter], description: str | None
+                ) -> dict[str, np.ndarray]:
+        if step in self._open_steps or step in self._recorded:
             raise RuntimeError(f"step {step!r} was already recorded in this run")
-        writer = self.writer.begin_step(step, setpoints, measured)
-        self._open_steps[step] = writer
-        return writer
+        axes = [(p, np.asarray(list(v), dtype=float)) for p, v in axes_in]
+        names = [p.name for p, _ in axes]
+        if len(set(names)) != len(names) or set(names) & set(measured):
+            raise ValueError(f"step {step!r}: setpoint and measured names must all differ, got "
+                             f"{names} and {list(measured)}")
+        plan = {p.name: v for p, v in axes}
+        prior = self.writer.prior.get(step)
+        if prior is not None:
+            plan, start, data = self._continue(step, axes, measured, plan)
+        else:
+            setpoint_columns = [_column(p.name, p) for p, _ in axes]
+            measured_columns = [self._measured_column(step, n, p) for n, p in measured.items()]
+            attrs = {"call": self._call} if self._call else None
+            writer = self.writer.begin_step(step, setpoint_columns, measured_columns, attrs,
+                                            plan=plan)
+            self._open_steps[step] = writer
+            start = 0
+            data = None
+        shape = tuple(v.size for v in plan.values())
+        total = int(np.prod(shape))
+        writer = self._open_steps.get(step)
+        flat = {n: np.full((total, *self._shape_of(step, n)), np.nan) for n in measured}
+        if data is not None:
+            for n in measured:
+                flat[n][:start] = data[n][:start]
+        if writer is not None:
+            self._take(step, writer, [(p, plan[p.name]) for p, _ in axes], measured, start,
+                       total, flat, description)
+            del self._open_steps[step]
+            writer.close()
+        self._recorded.add(step)
+        if len(axes) == 1:
+            return {names[0]: plan[names[0]], **flat}
+        out: dict[str, np.ndarray] = dict(plan)
+        for n, values in flat.items():
+            out[n] = values.reshape(*shape, *values.shape[1:])
+        return out
+
+    def _continue(self, step: str, axes: Sequence[tuple[Parameter, np.ndarray]],
+                  measured: Mapping[str, Parameter], plan: dict[str, np.ndarray]
+                  ) -> tuple[dict[str, np.ndarray], int, dict[str, np.ndarray]]:
+        prior = self.writer.prior[step]
+        wanted = [p.name for p, _ in axes] + list(measured)
+        found = [c.name for c in (*prior.setpoints, *prior.measured)]
+        if wanted != found:
+            raise RunFileError(f"cannot resume step {step!r}: the file has columns {found}, "
+                               f"the experiment now records {wanted}")
+        if prior.plan is not None:
+            if list(prior.plan) != list(plan) or not all(
+                    np.array_equal(prior.plan[k], plan[k]) for k in plan):
+                self.writer.event("plan", f"{step}: the experiment planned a different grid "
+                                          f"than the one on disk; continuing the one on disk")
+            plan = prior.plan
+        total = int(np.prod([v.size for v in plan.values()]))
+        data = self.writer.read_prior(step)
+        if prior.points >= total:
+            self.writer.event("resume", f"{step}: complete on disk ({prior.points} points); "
+                                        f"not taken again")
+        else:
+            self._open_steps[step] = self.writer.continue_step(step)
+            self.writer.event("resume", f"{step}: continuing at point {prior.points} of {total}")
+        return plan, prior.points, data
+
+    def _take(self, step: str, writer: StepWriter, axes: Sequence[tuple[Parameter, np.ndarray]],
+              measured: Mapping[str, Parameter], start: int, total: int,
+              flat: dict[str, np.ndarray], description: str | None) -> None:
+        """Take points ``start`` to ``total`` of a (nested) sweep, in row-major order."""
+        shape = tuple(v.size for _, v in axes)
+        setters = [p.set for p, _ in axes]
+        plans = [v.tolist() for _, v in axes]
+        readers = [(p.get, flat[n].ndim > 1) for n, p in measured.items()]
+        scalar_readers = [get for get, is_trace in readers if not is_trace]
+        all_scalar = len(scalar_readers) == len(readers)
+        columns = list(flat.values())
+        task = self.progress.add_task(description or step, total=total, completed=start)
+        supervisor = self._supervisor
+        point_start = supervisor.point_start if supervisor is not None else _no_token
+        point_ok = supervisor.point_ok if supervisor is not None else _always_ok
+        append = writer.append
+        update = self.progress.update
+        inner = len(axes) - 1
+        last: list[int] | None = None
+        shown = -PROGRESS_PERIOD  # the first point updates the bar: the rate needs two samples
+        i = start
+        while i < total:
+            index = [i] if not inner else [int(k) for k in np.unravel_index(i, shape)]
+            token = point_start()
+            setvalues = []
+            for level, setter in enumerate(setters):
+                value = plans[level][index[level]]
+                if last is None or level == inner or index[level] != last[level]:
+                    setter(value)
+                setvalues.append(value)
+            if all_scalar:
+                row = [float(get()) for get in scalar_readers]
+            else:
+                row = [np.asarray(get(), dtype=float) if is_trace else float(get())
+                       for get, is_trace in readers]
+            if not point_ok(token):
+                self.writer.event("retake", f"{step}: point {i} is taken again (an interlock "
+                                            f"tripped while it was measured)")
+                last = None  # set every setpoint again
+                continue
+            append(*setvalues, *row)
+            for column, reading in zip(columns, row):  # noqa: B905 (same length)
+                column[i] = reading
+            last = index
+            i += 1
+            now = time.monotonic()
+            if now - shown >= PROGRESS_PERIOD:
+                update(task, completed=i)
+                shown = now
+        update(task, completed=total)
+
+    def _measured_column(self, step: str, name: str, parameter: Parameter) -> Column:
+        if isinstance(parameter, ParameterWithSetpoints):
+            if len(parameter.setpoints) != 1:
+                raise ValueError(f"step {step!r}: {name} has {len(parameter.setpoints)} "
+                                 f"setpoint axes; traces with one axis are supported")
+            axis_parameter = parameter.setpoints[0]
+            values = np.asarray(axis_parameter.get(), dtype=float)
+            axis = Axis(axis_parameter.name, axis_parameter.unit or "",
+                        axis_parameter.label or axis_parameter.name, values)
+            return Column(name, parameter.unit or "", parameter.label or name, axis)
+        return _column(name, parameter)
+
+    def _shape_of(self, step: str, name: str) -> tuple[int, ...]:
+        writer = self._open_steps.get(step)
+        columns = (writer._columns if writer is not None else
+                   (*self.writer.prior[step].setpoints, *self.writer.prior[step].measured))
+        for column in columns:
+            if column.name == name:
+                return column.shape
+        return ()
+
+
+def _no_token() -> int:
+    return 0
+
+
+def _always_ok(token: int) -> bool:
+    return True
 
 
 class _RateColumn(ProgressColumn):
     """Points per second, so a slow instrument shows up while the sweep runs."""
 
     def render(self, task: Task) -> Text:
-        return Text(f"{task.speed:,.0f} pts/s" if task.speed else "")
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} pts/s" if speed else "")
 
 
 def _column(name: str, parameter: Parameter) -> Column:
@@ -124,20 +357,54 @@ def default_run_path(experiment: str, root: Path | None = None) -> Path:
     return (root or Path("runs")) / f"{stamp}_{experiment}.h5"
 
 
-@contextmanager
-def _sigterm_as_abort() -> Iterator[None]:
-    def handler(signum, frame):
-        raise RunAborted("SIGTERM")
+class _Signals:
+    """SIGINT and SIGTERM while a run goes: ask to stop, then stop at once; see the module docs."""
 
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __init__(self, guard: InstrumentGuard, console: Console) -> None:
+        self._guard = guard
+        self._console = console
+        self._ending = False
+        self._count = 0
+        self._previous: dict[int, Any] = {}
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        self._count += 1
+        if self._ending:
+            if self._count >= 3:
+                raise RunAborted(f"{name} while ending")
+            self._console.print(f"[yellow]{name}: applying safe states and closing the run file; "
+                                f"send it again to give up on that[/]", highlight=False)
+            return
+        if self._count == 1:
+            self._guard.request_stop(name)
+            self._console.print(f"[yellow]{name}: stopping after the current instrument call "
+                                f"(again to stop at once)[/]", highlight=False)
+            return
+        raise RunAborted(name)
+
+    def ending(self) -> None:
+        self._ending = True
+        self._count = 0
+
+    @contextmanager
+    def installed(self) -> Iterator[_Signals]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signals are the main thread's; leave them alone
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self)
+        try:
+            yield self
+        finally:
+            for signum, previous in self._previous.items():
+                signal.signal(signum, previous)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    _RateColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=console, transient=False, refresh_per_second=4)
 
 
 def execute(experiment: Experiment, station: Path, out: Path,
@@ -147,33 +414,127 @@ def execute(experiment: Experiment, station: Path, out: Path,
     lab = load_lab(station)
     try:
         writer = RunWriter(out, experiment=experiment.name, station_yaml=lab.yaml_text,
-                           snapshot=lab.snapshot())
+                           station_path=station, params=params, snapshot=lab.snapshot())
     except BaseException:
         lab.close()
         raise
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        _RateColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=console, transient=False)
-    run = Run(lab, writer, params, progress)
-    status, tb = "completed", None
+    return _drive(experiment, lab, writer, params, console)
+
+
+def resume(path: Path, *, station: Path | None = None, console: Console | None = None) -> Run:
+    """Continue an interrupted run (see the module docs); the file is rebuilt in place."""
+    console = console or Console()
+    path = Path(path)
+    record = open_run(path)
+    if record.state != "interrupted":
+        why = {"running": "a process is still writing it",
+               "unknown": f"it is written on another host ({record.writer.get('host')}); run "
+                          f"the resume there"}.get(record.state, f"it ended ({record.state})")
+        raise RunFileError(f"{path}: cannot resume: {why}")
+    experiment = find(record.experiment)
+    params = _params_from_file(experiment, record.params, path)
+    if station is None:
+        if not record.station_path:
+            raise RunFileError(f"{path}: the file does not record its station file; give "
+                               f"--station")
+        station = Path(record.station_path)
+        if not station.is_file():
+            raise FileNotFoundError(f"{path}: its station file {station} is gone; give "
+                                    f"--station")
+        if station.read_text(encoding="utf-8") != record.station_yaml:
+            raise RunFileError(f"{path}: its station file {station} changed since the run "
+                               f"started; give --station to resume on it anyway, or restore it")
+    lab = load_lab(station)
     try:
-        with _sigterm_as_abort(), progress:
-            if experiment.steps == (experiment.function,):
-                run.call(experiment.function)
-            else:
-                experiment.function(lab, run)
-    except KeyboardInterrupt:
-        status = "aborted"
-        raise
+        note = f"station {station}" + (
+            "" if lab.yaml_text == record.station_yaml else " (its YAML differs from the run's)")
+        writer = RunWriter.resume(path, reason=note)
     except BaseException:
-        status, tb = "failed", traceback.format_exc()
+        lab.close()
         raise
-    finally:
-        failures = lab.safe_state()
-        writer.event("safe_state", "applied" if not failures else "failed: " + "; ".join(failures))
+    return _drive(experiment, lab, writer, params, console)
+
+
+def _params_from_file(experiment: Experiment, stored: Mapping[str, Any], path: Path
+                      ) -> dict[str, dict[str, Any]]:
+    steps = {s.__name__: s for s in experiment.steps}
+    params: dict[str, dict[str, Any]] = {name: {} for name in steps}
+    for step, values in stored.items():
+        if step not in steps or not isinstance(values, Mapping):
+            raise ExperimentError(f"{path}: params: {experiment.name} has no step {step!r}")
+        known = step_parameters(steps[step])
+        for key, value in values.items():
+            if key not in known:
+                raise ExperimentError(f"{path}: params: step {step} has no parameter {key!r}")
+            params[step][key] = value
+    return params
+
+
+def _drive(experiment: Experiment, lab: Lab, writer: RunWriter,
+           params: Mapping[str, Mapping[str, Any]], console: Console) -> Run:
+    guard = InstrumentGuard(lab_instruments(lab.station.components))
+    try:
+        supervisor = Supervisor(lab.interlocks, lab.station.components, lab.roles, guard,
+                                writer.event)
+    except BaseException:
+        writer.finish("failed", traceback=traceback.format_exc())
+        lab.close()
+        raise
+    progress = _progress(console)
+    run = Run(lab, writer, params, progress, supervisor)
+    signals = _Signals(guard, console)
+    status, tb = "completed", None
+    with signals.installed():
         try:
-            run.close_steps()
+            with guard.installed(), supervisor.running(), progress:
+                if experiment.steps == (experiment.function,):
+                    run.call(experiment.function)
+                else:
+                    experiment.function(lab, run)
+                if guard.ended_by is not None:
+                    raise RunInterlocked(*guard.ended_by)
+        except RunInterlocked:
+            status = "interlocked"
+            raise
+        except KeyboardInterrupt:
+            status = "aborted"
+            raise
+        except BaseException:
+            status, tb = "failed", traceback.format_exc()
+            raise
         finally:
-            writer.finish(status, traceback=tb)
-            lab.close()
+            signals.ending()
+            _end(lab, writer, run, status, tb, guard)
     return run
+
+
+def _end(lab: Lab, writer: RunWriter, run: Run, status: str, tb: str | None,
+         guard: InstrumentGuard) -> None:
+    """Safe states, then the data, then the status: in that order, whatever fails."""
+    try:
+        failures = lab.safe_state()
+        detail = ", ".join(name for name, c in lab.station.components.items()
+                           if hasattr(c, "safe_state"))
+        try:
+            writer.event("safe_state", f"applied to {detail}" if not failures else
+                         "failed: " + "; ".join(failures))
+        finally:
+            try:
+                run.close_steps()
+            finally:
+                end = None
+                try:
+                    end = lab.snapshot()
+                except Exception as exc:  # the snapshot must not cost the file its status
+                    writer.event("fault", f"end snapshot failed: {exc}")
+                if guard.stop_requested and status == "completed":
+                    writer.event("stop", f"{guard.stop_requested} arrived as the run finished")
+                writer.finish(status, traceback=tb, snapshot_end=end)
+    finally:
+        lab.close()
+
+
+def snapshot_value(snapshot: Mapping[str, Any], instrument: str, parameter: str) -> Any:
+    """A parameter's value in a station snapshot (as stored in ``snapshot``/``snapshot_end``)."""
+    return snapshot["instruments"][instrument]["parameters"][parameter]["value"]
+

@@ -2,7 +2,8 @@
 
 The file is QCoDeS' station format (``instruments:`` with ``type``, ``address``, ``init`` and
 ``parameters``) plus ``roles:`` (role -> instrument), ``sim:`` (run every instrument on the
-twin-coupled simulation of ``sim.lab``) and ``twin:`` (twin parameters, see hil.twin.params).
+twin-coupled simulation of ``sim.lab``), ``twin:`` (twin parameters, see hil.twin.params) and
+``interlocks:`` (watched by the runner while a run goes, see hil.safety).
 
 Unlike QCoDeS, a parameter's ``limits`` narrow the driver's validator and may never widen it.
 """
@@ -23,11 +24,12 @@ from qcodes.instrument import Instrument
 from qcodes.validators import Ints, Numbers
 
 from hil.roles import ROLE_KINDS
+from hil.safety import InterlockConfigError, InterlockSpec, parse_interlocks, resolve_parameter
 from hil.sim.backend import ProfileError, open_lab
 from hil.twin import TwinLab, TwinParams
 from hil.twin.params import TwinParamError
 
-TOP_KEYS = {"instruments", "roles", "sim", "twin"}
+TOP_KEYS = {"instruments", "roles", "sim", "twin", "interlocks", "constants"}
 INSTRUMENT_KEYS = {"type", "address", "init", "parameters"}
 PARAMETER_KEYS = {"limits", "initial_value"}
 
@@ -45,6 +47,10 @@ class Lab:
     station: qcodes.Station
     roles: dict[str, Instrument]
     world: TwinLab | None = None
+    interlocks: list[InterlockSpec] = field(default_factory=list)  # see hil.safety
+    #: What the lab knows without measuring it here (pulse duty cycle, tap ratio at room
+    #: temperature, amplifier noise temperature from a Y-factor): ``constants:`` in the file.
+    constants: dict[str, float] = field(default_factory=dict)
     _closed: bool = field(default=False, repr=False)
 
     def __getattr__(self, name: str) -> Instrument:
@@ -118,7 +124,26 @@ def read_station_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
         if instrument not in instruments:
             raise StationError(f"{path}: roles.{role}: no instrument named {instrument!r}; "
                                f"instruments: {', '.join(instruments)}")
+    _interlocks(path, data)
     return path, text, data
+
+
+def _constants(path: Path, data: Mapping[str, Any]) -> dict[str, float]:
+    constants = data.get("constants") or {}
+    if not isinstance(constants, dict):
+        raise StationError(f"{path}: constants: must map names to numbers")
+    for key, value in constants.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise StationError(f"{path}: constants.{key}: must be a number, got {value!r}")
+    return {key: float(value) for key, value in constants.items()}
+
+
+def _interlocks(path: Path, data: Mapping[str, Any]) -> list[InterlockSpec]:
+    try:
+        return parse_interlocks(data.get("interlocks"), where=str(path),
+                                instruments=data["instruments"], roles=data.get("roles") or {})
+    except InterlockConfigError as exc:
+        raise StationError(str(exc)) from None
 
 
 def load_lab(path: str | Path) -> Lab:
@@ -137,7 +162,8 @@ def load_lab(path: str | Path) -> Lab:
                            "drives simulated instruments)")
 
     station = qcodes.Station()
-    lab = Lab(path=path, yaml_text=text, station=station, roles={}, world=world)
+    lab = Lab(path=path, yaml_text=text, station=station, roles={}, world=world,
+              interlocks=_interlocks(path, data), constants=_constants(path, data))
     try:
         manager = pyvisa.ResourceManager(library) if library is not None else None
         for name, spec in data["instruments"].items():
@@ -151,6 +177,11 @@ def load_lab(path: str | Path) -> Lab:
                 raise StationError(f"{path}: roles.{role}: {name} ({type(instrument).__name__}) "
                                    f"does not provide what a {kind.__name__} must")
             lab.roles[role] = instrument
+        for spec in lab.interlocks:
+            try:
+                resolve_parameter(station.components, spec)
+            except InterlockConfigError as exc:
+                raise StationError(f"{path}: {exc}") from None
     except BaseException:
         lab.close()
         raise

@@ -19,7 +19,16 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from hil.store import STATUSES, Column, Result, RunFileError, RunWriter, open_run, summary
+from hil.store import (
+    STATUSES,
+    Axis,
+    Column,
+    Result,
+    RunFileError,
+    RunWriter,
+    open_run,
+    summary,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 FREQ = Column("frequency", "Hz", "probe frequency")
@@ -243,10 +252,12 @@ def test_results_round_trip_through_open_run_and_summary(tmp_path):
     }
     expected = {
         "status": "completed",
+        "state": "completed",
         "steps": {
-            "optical": {"results": {"center": {"value": 193.4e12, "unit": "Hz", "stderr": 1.5e6},
+            "optical": {"points": 1, "planned": None,
+                        "results": {"center": {"value": 193.4e12, "unit": "Hz", "stderr": 1.5e6},
                                     "depth": {"value": 0.8, "unit": "", "stderr": None}}},
-            "noise": {"results": {}},
+            "noise": {"points": 1, "planned": None, "results": {}},
         },
     }
     assert summary(path) == expected
@@ -358,7 +369,7 @@ def test_buffered_points_are_flushed_and_seen_by_a_concurrent_swmr_reader(tmp_pa
         return json.loads(read_line(reader))
 
     try:
-        with new_run(path, buffer_points=4, flush_interval=0.3) as run:
+        with new_run(path, buffer_points=4, flush_interval=30) as run:
             holder.stdin.write("\n")  # the holder opens the file only now that it exists
             holder.stdin.flush()
             assert read_line(reader) == "ready"
@@ -367,13 +378,12 @@ def test_buffered_points_are_flushed_and_seen_by_a_concurrent_swmr_reader(tmp_pa
             for i in range(3):
                 step.append(x=i, y=i)
             assert read() == {"status": "running", "x": []}  # buffered, not yet written
-            step.append(x=3, y=3)  # the buffer is full
-            assert read()["x"] == [0, 1, 2, 3]
+            step.append(x=3, y=3)  # the buffer is full: written (flushed by the flusher)
+            assert (step.written, step.points) == (4, 4)
             step.append(x=4, y=4)
-            time.sleep(0.35)
-            step.append(x=5, y=5)  # a flush interval has passed
-            assert read()["x"] == [0, 1, 2, 3, 4, 5]
+            step.append(x=5, y=5)
             step.append(x=6, y=6)
+            assert (step.written, step.points) == (4, 7)
             step.flush()
             assert read()["x"] == list(range(7))
             step.append(x=7, y=7)
@@ -422,5 +432,273 @@ def test_sigkill_while_streaming_keeps_every_flushed_point(tmp_path):
     assert points >= flushed
     np.testing.assert_array_equal(step["x"].values[:flushed], np.arange(flushed))
     np.testing.assert_array_equal(step["y"].values[:flushed], 2.0 * np.arange(flushed))
-    assert summary(path) == {"status": "running", "steps": {"sweep": {"results": {}}}}
+    assert summary(path) == {"status": "running", "state": "interrupted",
+                             "steps": {"sweep": {"points": points, "planned": None,
+                                                 "results": {}}}}
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before  # reading changed nothing
+
+
+def test_the_flusher_writes_a_point_within_the_flush_interval_without_another_append(tmp_path):
+    """The 1 s promise holds when the next point never comes (a slow instrument, a hang)."""
+    path = tmp_path / "run.h5"
+    x, y = Column("x", "s", "x"), Column("y", "V", "y")
+    reader = python_child(READER)
+    try:
+        assert read_line(reader) == "ready"
+        with new_run(path, flush_interval=0.3) as run:
+            step = run.begin_step("sweep", [x], [y])
+            reader.stdin.write(f"{path}\n")  # a first read: the reader's imports are done
+            reader.stdin.flush()
+            assert json.loads(read_line(reader))["x"] == []
+            step.append(x=0.0, y=0.0)
+            appended = time.monotonic()
+            seen: list = []
+            while time.monotonic() - appended < 3 and not seen:
+                reader.stdin.write(f"{path}\n")
+                reader.stdin.flush()
+                seen = json.loads(read_line(reader))["x"]
+            assert seen == [0.0]
+            assert time.monotonic() - appended < 0.3 + 0.5  # interval, plus a reader's open
+            step.close()
+    finally:
+        reader.kill()
+        reader.wait()
+
+
+# -- traces, grids, plans ----------------------------------------------------------------------
+
+
+def test_trace_columns_are_two_dimensional_with_the_axis_as_second_dimension(tmp_path):
+    path = tmp_path / "run.h5"
+    freq = Axis("frequency", "Hz", "probe frequency", np.linspace(4e9, 6e9, 1001))
+    trace = Column("s21", "", "|S21|", freq)
+    power = Column("pump_power", "W", "pump power")
+    traces = np.random.default_rng(0).random((7, 1001))
+    with new_run(path) as run, run.begin_step("vna", [power], [trace]) as step:
+        for i, row in enumerate(traces):
+            step.append(1e-3 * i, row)
+        with pytest.raises(ValueError, match=r"column 's21': expected a real trace of shape"):
+            step.append(1.0, row[:10])
+    with h5py.File(path, "r") as f:
+        ds = f["vna/s21"]
+        assert ds.shape == (7, 1001) and ds.maxshape == (None, 1001)
+        assert ds.dims[0][0].name == "/vna/pump_power"
+        assert ds.dims[1][0].name == "/vna/frequency"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with xr.open_dataset(path, group="vna", engine="h5netcdf") as ds:
+            assert ds["s21"].dims == ("pump_power", "frequency")
+            np.testing.assert_array_equal(ds["s21"].values, traces)
+            np.testing.assert_array_equal(ds["frequency"].values, freq.values)
+            assert ds["frequency"].attrs["units"] == "Hz"
+    step = open_run(path).steps["vna"]
+    assert step["s21"].dims == ("pump_power", "frequency")
+    np.testing.assert_array_equal(step["s21"].values, traces)
+
+
+def test_a_wide_trace_buffers_fewer_points_so_the_buffer_stays_bounded(tmp_path):
+    axis = Axis("f", "Hz", "f", np.arange(100_000.0))
+    with new_run(tmp_path / "run.h5", buffer_bytes=2**20) as run:
+        step = run.begin_step("wide", [Column("i", "", "i")], [Column("t", "", "t", axis)])
+        for i in range(5):  # 800 kB a point: a 1 MiB buffer holds one, so each is written
+            step.append(float(i), np.full(100_000, i))
+            assert step.written == step.points == i + 1
+        step.close()
+    assert open_run(tmp_path / "run.h5").steps["wide"]["t"].values[:, 0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_nested_sweep_is_flat_on_disk_and_a_grid_in_open_run(tmp_path):
+    path = tmp_path / "run.h5"
+    outer, inner = Column("power", "W", "pump power"), Column("detuning", "Hz", "detuning")
+    plan = {"power": [1e-3, 2e-3, 3e-3], "detuning": [-1e6, 0.0, 1e6, 2e6]}
+    with new_run(path) as run, run.begin_step("map", [outer, inner], [S21], plan=plan) as step:
+        for k in range(10):  # stopped before the end: points 10 and 11 never taken
+            i, j = divmod(k, 4)
+            step.append(plan["power"][i], plan["detuning"][j], float(k))
+    with xr.open_dataset(path, group="map", engine="h5netcdf") as ds:
+        assert ds["s21_mag"].dims == ("point",)
+        assert ds.sizes["point"] == 10
+        assert ds["planned_detuning"].values.tolist() == plan["detuning"]
+    record = open_run(path)
+    grid = record.steps["map"]
+    assert grid["s21_mag"].dims == ("power", "detuning")
+    assert grid["power"].values.tolist() == plan["power"]
+    assert grid["detuning"].attrs["units"] == "Hz"
+    expected = np.full(12, np.nan)
+    expected[:10] = np.arange(10)
+    np.testing.assert_array_equal(grid["s21_mag"].values, expected.reshape(3, 4))
+    assert (record.points["map"], record.planned["map"]) == (10, 12)
+
+
+def test_plans_are_checked(tmp_path):
+    with new_run(tmp_path / "run.h5") as run:
+        with pytest.raises(ValueError, match="must give values for the setpoints"):
+            run.begin_step("a", [FREQ], [S21], plan={"power": [1.0]})
+        with pytest.raises(ValueError, match="setpoint 'frequency' cannot be a trace"):
+            axis = Axis("f", "Hz", "f", [1.0, 2.0])
+            run.begin_step("b", [Column("frequency", "Hz", "f", axis)], [S21])
+
+
+def test_results_can_be_set_after_a_step_closed(tmp_path):
+    path = tmp_path / "run.h5"
+    with new_run(path) as run:
+        with run.begin_step("sweep", [FREQ], [S21]) as step:
+            step.append(1.0, 0.5)
+        run.set_results("sweep", {"q": Result(1e6, "", 2e3)})
+        run.mark_call_done("optical_resonance")
+        with pytest.raises(ValueError, match="no step 'nope'"):
+            run.set_results("nope", {"q": Result(1.0, "")})
+    record = open_run(path)
+    assert record.results["sweep"] == {"q": Result(1e6, "", 2e3)}
+    assert record.calls_done == ["optical_resonance"]
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+def test_long_and_unicode_event_messages_survive_whole(tmp_path):
+    path = tmp_path / "run.h5"
+    message = "µK ✓ " * 700  # several records' worth, multi-byte characters across the cuts
+    with new_run(path) as run:
+        run.event("note", message)
+        run.event("kind-" + "ß" * 40, "")
+    events = open_run(path).events
+    assert events[0][1:] == ("note", message)
+    assert events[1][2] == ""
+    assert events[1][1].startswith("kind-ß")
+
+
+EVENT_WRITER = """
+import os, signal, sys
+from hil.store import Column, RunWriter
+run = RunWriter(sys.argv[1], experiment="kill", station_yaml="", snapshot={},
+                flush_interval=60)
+step = run.begin_step("sweep", [Column("x", "Hz", "x")], [Column("y", "V", "y")])
+for i in range(10):
+    step.append(float(i), 0.0)
+run.event("interlock", "tripped mid-step")  # streamed: on disk at once (points too)
+for i in range(10, 20):
+    step.append(float(i), 0.0)  # buffered only: lost with the process
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_an_event_during_a_step_survives_sigkill(tmp_path):
+    path = tmp_path / "run.h5"
+    child = python_child(EVENT_WRITER, str(path))
+    child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL, child.stderr.read()
+    record = open_run(path)
+    assert [e[1:] for e in record.events] == [("interlock", "tripped mid-step")]
+    assert record.state == "interrupted"
+    assert record.points == {"sweep": 10}
+
+
+# -- a writer killed while changing the file's structure --------------------------------------
+
+STRUCTURE_KILLER = """
+import os, signal, sys
+from hil.store import Column, RunWriter
+run = RunWriter(sys.argv[1], experiment="kill", station_yaml="", snapshot={})
+step = run.begin_step("sweep", [Column("x", "Hz", "x")], [Column("y", "V", "y")])
+for i in range(100):
+    step.append(float(i), 2.0 * i)
+run.event("note", "before the structure phase")
+with run._structure() as f:  # a structure phase, killed half way
+    f.create_group("half")
+    f.attrs["status"] = "garbled?"
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_file_killed_in_a_structure_phase_is_read_without_touching_it(tmp_path):
+    path = tmp_path / "run.h5"
+    child = python_child(STRUCTURE_KILLER, str(path))
+    child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL, child.stderr.read()
+    for kwargs in ({}, {"swmr": True}):  # what HDF5 alone makes of it
+        with pytest.raises(OSError):
+            h5py.File(path, "r", **kwargs)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    record = open_run(path)
+    assert record.recovered
+    assert record.state in ("interrupted", "garbled?")
+    np.testing.assert_array_equal(record.steps["sweep"]["y"].values, 2.0 * np.arange(100))
+    assert ("note", "before the structure phase") in [e[1:] for e in record.events]
+    assert summary(path)["steps"]["sweep"]["points"] == 100
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_cleared_flags_view_checksum_matches_hdf5():
+    from hil.store import _lookup3
+
+    # Reference values of Bob Jenkins' lookup3 hashlittle (initval 0) from its self-test.
+    assert _lookup3(b"") == 0xDEADBEEF
+    assert _lookup3(b"Four score and seven years ago") == 0x17770551
+
+
+# -- resume ------------------------------------------------------------------------------------
+
+RESUMABLE_WRITER = """
+import sys
+from hil.store import Column, RunWriter
+run = RunWriter(sys.argv[1], experiment="kill", station_yaml="x: 1", snapshot={},
+                params={"step": {"n": 3}})
+step = run.begin_step("sweep", [Column("x", "Hz", "x")], [Column("y", "V", "y")],
+                      attrs={"call": "kill"}, plan={"x": [float(i) for i in range(100000)]})
+i = 0
+while True:
+    step.append(float(i), 2.0 * i)
+    i += 1
+    if i % 500 == 0:
+        step.flush()
+        print(i, flush=True)
+"""
+
+
+def test_resume_rebuilds_the_file_in_place_and_continues_without_duplicates(tmp_path):
+    path = tmp_path / "run.h5"
+    writer = python_child(RESUMABLE_WRITER, str(path))
+    try:
+        flushed = max(int(read_line(writer)) for _ in range(3))
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    on_disk = open_run(path).points["sweep"]
+    assert on_disk >= flushed
+
+    run = RunWriter.resume(path, reason="test")
+    prior = run.prior["sweep"]
+    assert (prior.points, prior.planned_points, prior.complete) == (on_disk, 100000, False)
+    assert prior.attrs["call"] == "kill"
+    np.testing.assert_array_equal(run.read_prior("sweep")["y"], 2.0 * np.arange(on_disk))
+    assert json.loads(run.prior_root["params"]) == {"step": {"n": 3}}
+    with h5py.File(path, "r") as f:  # a clean file again: a plain open works
+        assert f.attrs["status"] == "running"
+    step = run.continue_step("sweep")
+    for i in range(on_disk, on_disk + 10):
+        step.append(float(i), 2.0 * i)
+    step.close()
+    run.finish("completed")
+
+    record = open_run(path)
+    x = record.steps["sweep"]["x"].values
+    np.testing.assert_array_equal(x, np.arange(on_disk + 10))
+    assert record.status == "completed"
+    assert [e[1] for e in record.events] == ["resume"]
+    assert f"sweep: {on_disk} of 100000 points" in record.events[0][2]
+    assert not list(tmp_path.glob(".*resuming"))
+
+
+def test_resume_refuses_finished_and_live_runs(tmp_path):
+    done = tmp_path / "done.h5"
+    with new_run(done):
+        pass
+    with pytest.raises(RunFileError, match=r"the run ended \(completed\)"):
+        RunWriter.resume(done)
+    live = tmp_path / "live.h5"
+    with new_run(live) as run:  # written by this very process: alive
+        with pytest.raises(RunFileError, match="is still running"):
+            RunWriter.resume(live)
+        assert open_run(live).state == "running"
+        run.finish("aborted")
