@@ -1,14 +1,34 @@
-"""The characterization chain, the main job: every calibration and transduction step in order."""
+"""The characterization chain, the main job: from a cold fridge to efficiency and added noise.
+
+Steps run in dependency order (each step's ``needs``); the runner reuses a step's stored
+results while they are fresh and re-runs what went stale (see hil.calibration).
+"""
 
 from __future__ import annotations
 
+from experiments.calibration.cryostat_check import cryostat_check
+from experiments.calibration.fridge_load import fridge_load
+from experiments.calibration.microwave_resonance import microwave_resonance
 from experiments.calibration.optical_resonance import optical_resonance
+from experiments.calibration.pump_calibration import pump_calibration
+from experiments.transduction.added_noise import added_noise
+from experiments.transduction.conversion_bandwidth import conversion_bandwidth
+from experiments.transduction.efficiency_vs_pump import efficiency_vs_pump
 
 
 def chain(lab, run) -> None:
-    """Characterize the transducer from a cold start (today: the optical resonance)."""
+    """Characterize the transducer: fridge, resonances, pump, efficiency, bandwidth, noise."""
     for step in chain.steps:
         run.call(step)
 
 
-chain.steps = (optical_resonance,)
+chain.steps = (
+    cryostat_check,        # no pump before a stable base temperature
+    fridge_load,
+    optical_resonance,
+    microwave_resonance,
+    pump_calibration,
+    efficiency_vs_pump,    # also records the bidirectional calibration
+    conversion_bandwidth,
+    added_noise,
+)

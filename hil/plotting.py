@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # no display in the lab's batch runs or on CI
 import matplotlib.pyplot as plt  # noqa: E402
@@ -24,6 +25,36 @@ def save_fit_plot(path: Path, x, y, x_fit, y_fit, *, xlabel: str, ylabel: str, t
         if note:
             ax.text(0.02, 0.03, note, transform=ax.transAxes, fontsize=8, family="monospace",
                     va="bottom", bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def save_complex_fit_plot(path: Path, x, s, x_fit, s_fit, *, xlabel: str, title: str,
+                          note: str = "") -> Path:
+    """A complex trace and its fit: magnitude (dB) and phase against x, and the IQ plane."""
+    fig, (ax_mag, ax_phase, ax_iq) = plt.subplots(1, 3, figsize=(13.0, 4.2), layout="constrained")
+    try:
+        for ax, y, y_fit, label in (
+                (ax_mag, 20 * np.log10(np.abs(s)), 20 * np.log10(np.abs(s_fit)), "|S| (dB)"),
+                (ax_phase, np.angle(s), np.angle(s_fit), "phase (rad)")):
+            ax.plot(x, y, ".", ms=3, label="data")
+            ax.plot(x_fit, y_fit, "-", lw=1.2, label="fit")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(label)
+        ax_iq.plot(np.real(s), np.imag(s), ".", ms=3, label="data")
+        ax_iq.plot(np.real(s_fit), np.imag(s_fit), "-", lw=1.2, label="fit")
+        ax_iq.plot([0], [0], "k+", ms=8)
+        ax_iq.set_aspect("equal", adjustable="datalim")
+        ax_iq.set_xlabel("Re S")
+        ax_iq.set_ylabel("Im S")
+        ax_iq.legend(loc="upper right")
+        fig.suptitle(title)
+        if note:
+            ax_iq.text(0.02, 0.03, note, transform=ax_iq.transAxes, fontsize=8,
+                        family="monospace", va="bottom",
+                        bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
         fig.savefig(path, dpi=120)
     finally:
         plt.close(fig)

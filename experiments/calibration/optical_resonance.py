@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from hil.analysis.lorentzian import FitError, fit_dip
+from hil.calibration import calibration
 from hil.plotting import save_fit_plot
 from hil.store import Result
 from hil.twin.optical import SPEED_OF_LIGHT
@@ -17,6 +18,7 @@ from hil.twin.optical import SPEED_OF_LIGHT
 LASER_STEP_M = 0.1e-12  # 0.1 pm: the finest wavelength step a C-band ECL takes reliably
 
 
+@calibration(valid_for_s=3600)
 def optical_resonance(lab, run, *, center_m: float = 1550.0e-9, search_span_m: float = 0.2e-9,
                       step_m: float = LASER_STEP_M, power_w: float = 1e-4,
                       fine_span_linewidths: float = 12.0, fine_averages: int = 10
@@ -83,8 +85,11 @@ def optical_resonance(lab, run, *, center_m: float = 1550.0e-9, search_span_m: f
 
 
 def _grid(start: float, stop: float, step: float) -> np.ndarray:
-    n = int(round((stop - start) / step)) + 1
-    return start + step * np.arange(n)
+    """Wavelengths from start to stop on the laser's own 0.1 pm grid, so none is rounded away."""
+    first = round(start / LASER_STEP_M)
+    stride = max(round(step / LASER_STEP_M), 1)
+    count = int((stop - start) / (stride * LASER_STEP_M)) + 1
+    return (first + stride * np.arange(count)) * LASER_STEP_M
 
 
 def _check(condition: bool, message: str) -> None:

@@ -1,0 +1,146 @@
+"""Microwave resonance: S11 of the microwave mode, pump off (physics.md §3 (c), §1.2).
+
+A coarse sweep of ``search_span_hz`` around the design frequency finds the mode; a fine sweep
+of ``span_linewidths`` linewidths around it, repeated ``sweeps`` times, is averaged and fitted
+with the complex reflection model of physics.md §1.2 (line gain, phase and delay free). The
+complex fit is what tells the external rate from the internal one: the magnitude of the dip is
+the same for kappa_ex and kappa_0 swapped, and reaches zero at critical coupling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from qcodes.parameters import Parameter, ParameterWithSetpoints
+from qcodes.validators import Arrays
+
+from experiments.calibration._checks import check, check_range, check_settable
+from hil.analysis.reflection import FitError, fit_reflection
+from hil.calibration import calibration
+from hil.plotting import save_complex_fit_plot
+from hil.store import Result
+
+STEP = "microwave_resonance"
+
+
+@calibration(valid_for_s=4 * 3600)
+def microwave_resonance(lab, run, *, design_frequency_hz: float = 8.8e9,
+                        search_span_hz: float = 200e6, search_points: int = 2001,
+                        span_linewidths: float = 15.0, points: int = 801, sweeps: int = 4,
+                        if_bandwidth_hz: float = 1e3, power_dbm: float = -20.0
+                        ) -> dict[str, Result]:
+    """Find the microwave mode; fit its frequency, linewidth and external (line) rate.
+
+    Results: ``f_m_hz`` (resonance frequency), ``kappa_m_hz`` (loaded full width kappa_m/2pi),
+    ``kappa_m_ex_hz`` (external rate, the coupling to the line), ``kappa_m_0_hz`` (internal
+    loss), ``eta_m`` (kappa_ex/kappa), ``line_gain_db`` (off-resonant |S11|: input line x output
+    chain) and ``delay_s`` (the lines' electrical delay), each with its standard error.
+    """
+    vna = lab.vna
+    check_range(STEP, "search_span_hz", search_span_hz, 1e5, 5e9, "Hz")
+    check_range(STEP, "search_points", search_points, 101, 100_003)
+    check(STEP, isinstance(search_points, int), f"search_points must be an integer, got "
+                                                f"{search_points!r}")
+    check_range(STEP, "span_linewidths", span_linewidths, 5.0, 50.0)
+    check_range(STEP, "points", points, 51, 100_003)
+    check(STEP, isinstance(points, int), f"points must be an integer, got {points!r}")
+    check_range(STEP, "sweeps", sweeps, 1, 1000)
+    check(STEP, isinstance(sweeps, int), f"sweeps must be an integer, got {sweeps!r}")
+    check_range(STEP, "if_bandwidth_hz", if_bandwidth_hz, 1.0, 1e5, "Hz")
+    check_range(STEP, "design_frequency_hz", design_frequency_hz, 1e6, 100e9, "Hz")
+    check_settable(STEP, "design_frequency_hz - search_span_hz / 2",
+                   design_frequency_hz - search_span_hz / 2, vna.start)
+    check_settable(STEP, "design_frequency_hz + search_span_hz / 2",
+                   design_frequency_hz + search_span_hz / 2, vna.stop)
+    check_settable(STEP, "if_bandwidth_hz", if_bandwidth_hz, vna.if_bandwidth)
+    check_range(STEP, "power_dbm", power_dbm, -200.0, 50.0, "dBm")
+    check_settable(STEP, "power_dbm", 1e-3 * 10 ** (power_dbm / 10), vna.power, "W")
+    if hasattr(vna, "power_dbm"):  # where a station's limits on the source power sit
+        check_settable(STEP, "power_dbm", power_dbm, vna.power_dbm)
+
+    if "pump" in lab.roles:
+        lab.pump.safe_state()  # pump off: its light would heat and shift the mode
+    vna.s_parameter("S11")
+    vna.averages(1)
+    vna.if_bandwidth(if_bandwidth_hz)
+    vna.power(1e-3 * 10 ** (power_dbm / 10))
+    vna.enable_output()
+
+    # Coarse: the whole search window.
+    vna.start(design_frequency_hz - search_span_hz / 2)
+    vna.stop(design_frequency_hz + search_span_hz / 2)
+    vna.points(search_points)
+    coarse = _take(run, vna, f"{STEP}_search", 1, "microwave search")
+    f_coarse = np.asarray(vna.frequency_axis.get())
+    try:
+        rough = fit_reflection(f_coarse, coarse)
+    except FitError as exc:
+        raise FitError(f"{STEP}: no microwave resonance between {f_coarse[0] / 1e9:.4f} and "
+                       f"{f_coarse[-1] / 1e9:.4f} GHz ({exc}); move {STEP}.design_frequency_hz or "
+                       f"widen {STEP}.search_span_hz") from None
+    if not f_coarse[0] < rough.f_r < f_coarse[-1]:
+        raise FitError(f"{STEP}: the resonance fitted at {rough.f_r / 1e9:.4f} GHz lies outside "
+                       f"the search window; move {STEP}.design_frequency_hz")
+
+    # Fine: span_linewidths linewidths around it, repeated and averaged.
+    step_coarse = (f_coarse[-1] - f_coarse[0]) / (f_coarse.size - 1)
+    span = max(span_linewidths * rough.kappa, 20 * step_coarse)
+    vna.start(rough.f_r - span / 2)
+    vna.stop(rough.f_r + span / 2)
+    vna.points(points)
+    fine = _take(run, vna, STEP, sweeps, "microwave fine sweeps")
+    f = np.asarray(vna.frequency_axis.get())
+    try:
+        fit = fit_reflection(f, fine)
+    except FitError as exc:
+        raise FitError(f"{STEP}: the fine sweep around {rough.f_r / 1e9:.6f} GHz did not fit "
+                       f"({exc})") from None
+
+    results = {
+        "f_m_hz": Result(fit.f_r, "Hz", fit.f_r_err),
+        "kappa_m_hz": Result(fit.kappa, "Hz", fit.kappa_err),
+        "kappa_m_ex_hz": Result(fit.kappa_ex, "Hz", fit.kappa_ex_err),
+        "kappa_m_0_hz": Result(fit.kappa_0, "Hz", fit.kappa_0_err),
+        "eta_m": Result(fit.eta, "", fit.eta_err),
+        "line_gain_db": Result(fit.line_gain_db, "dB",
+                               20 / np.log(10) * fit.amplitude_err / abs(fit.amplitude)),
+        "delay_s": Result(fit.delay, "s", fit.delay_err),
+    }
+    run.record_results(STEP, results)
+
+    dense = np.linspace(f[0], f[-1], 2000)
+
+    def undelayed(freq, s):  # the lines' delay taken out, so the circle shows as one
+        return s * np.exp(2j * np.pi * (freq - fit.f_ref) * fit.delay)
+
+    save_complex_fit_plot(
+        run.plot_path(STEP), (f - fit.f_r) / 1e6, undelayed(f, fine), (dense - fit.f_r) / 1e6,
+        undelayed(dense, fit.model(dense)),
+        xlabel=f"frequency - {fit.f_r / 1e9:.6f} GHz (MHz)",
+        title=(f"Microwave resonance: S11, mean of {sweeps} sweeps, pump off, "
+               f"{fit.delay * 1e9:.2f} ns delay removed"),
+        note=(f"fm = {fit.f_r / 1e9:.6f} GHz ± {fit.f_r_err / 1e3:.2g} kHz\n"
+              f"κm/2π = {fit.kappa / 1e6:.4f} MHz ± {fit.kappa_err / 1e3:.2g} kHz\n"
+              f"κex/2π = {fit.kappa_ex / 1e6:.4f} MHz ± {fit.kappa_ex_err / 1e3:.2g} kHz\n"
+              f"{fit.coupling}-coupled, ηm = {fit.eta:.3f}"),
+    )
+    return results
+
+
+def _take(run, vna, step: str, sweeps: int, description: str) -> np.ndarray:
+    """Record ``sweeps`` complex S11 traces (real and imaginary parts) as step ``step``; return
+    their mean."""
+    held: dict[str, np.ndarray] = {}
+
+    def sweep_once(_index: float) -> None:
+        vna.run_sweep()
+        held["trace"] = np.asarray(vna.trace.get())
+
+    shape = Arrays(shape=vna.frequency_axis.vals.shape_unevaluated)  # the axis' own length
+    sweep = Parameter("sweep", label="Sweep number", set_cmd=sweep_once, get_cmd=False)
+    real = ParameterWithSetpoints("s11_real", label="Re S11", get_cmd=lambda: held["trace"].real,
+                                  setpoints=(vna.frequency_axis,), vals=shape)
+    imag = ParameterWithSetpoints("s11_imag", label="Im S11", get_cmd=lambda: held["trace"].imag,
+                                  setpoints=(vna.frequency_axis,), vals=shape)
+    data = run.sweep(step, sweep, range(sweeps), {"s11_real": real, "s11_imag": imag},
+                     description=description)
+    return (data["s11_real"] + 1j * data["s11_imag"]).mean(axis=0)

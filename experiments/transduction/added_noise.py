@@ -1,0 +1,223 @@
+"""Added noise vs pump power from the microwave output spectrum (physics.md §1.5, §3 (g)).
+
+With the pump on the optical resonance and no microwave tone (VNA and source off), the
+spectrum analyzer's noise marker reads the output noise density at f_m (on resonance) and at
+``off_resonance_offset_hz`` beside it, where the device reflects the cold input line. The amplifier
+noise temperature of the station (``constants: hemt_noise_temp_k``, from a Y-factor) turns the
+off-resonance density into the output chain's gain; the same gain turns the on-resonance density
+into the output occupancy N_m(f_m). With C at each power from efficiency_vs_pump
+(``C = P L / P_C1``, L the pump-detuning factor measured from the through port's dip as in
+efficiency_vs_pump), the bookkeeping of physics.md §1.5 gives the microwave mode's internal bath
+n_int and the input-referred added noise, m->o ``n_int (1 - eta_m)/eta_m`` and o->m.
+
+Each power is held ``settle_s`` (on the lab's clock) before its readings so the mixing chamber
+settles under the pump's average load; the mixing-chamber temperature is logged with every
+reading, since its thermal occupancy adds to n_int. The hot bath follows the pump's peak power
+(pulsed pump: the analyzer's noise is taken as gated to the pulses).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from qcodes.parameters import Parameter
+
+from experiments.transduction._common import (
+    check_int,
+    check_range,
+    check_wavelength,
+    duty_cycle,
+    laser_powers,
+    load_priors,
+    measure_pump_detuning,
+    numeric_range,
+    on_chip_peak_w,
+    on_grid,
+    one_laser_power,
+    pump_setpoint,
+    refuse,
+    start_pump,
+)
+from experiments.transduction._plots import save_series_plot
+from hil.analysis.noise import added_noise as added_noise_of
+from hil.analysis.noise import dbm_to_w, internal_bath, output_occupancy
+from hil.analysis.transducer import Rates, s_element
+from hil.calibration import calibration, require
+from hil.store import Result
+
+STEP = "added_noise"
+
+
+@calibration(needs=("efficiency_vs_pump",), valid_for_s=3600)
+def added_noise(lab, run, *, powers: int = 5, power_min_w: float = 0.0, power_max_w: float = 0.0,
+                operating_power_w: float = 0.0, readings: int = 8,
+                off_resonance_offset_hz: float = 0.0, rbw_hz: float = 10e3, esa_points: int = 21,
+                esa_averages: int = 10_000, settle_s: float = 150.0,
+                monitor_averages: int = 10) -> dict[str, Result]:
+    """Output noise at f_m vs pump power -> n_int and the added noise n_add at the operating power.
+
+    Laser powers (W, laser output): ``powers`` log-spaced from ``power_min_w`` to ``power_max_w``
+    (0 = the laser's bound), plus ``operating_power_w`` (0 = the highest). Per power:
+    ``readings`` pairs of on/off-resonance noise-marker readings, each from its own
+    acquisition (``esa_points`` points over 20 RBW, ``esa_averages`` sweeps).
+    """
+    priors = load_priors(run)
+    p_c1 = require(run, "efficiency_vs_pump", "p_c1_w")
+    duty = duty_cycle(STEP, lab)
+    t_n = lab.constants.get("hemt_noise_temp_k")
+    if t_n is None or not t_n > 0:
+        raise refuse(STEP, f"the station {lab.path} needs constants: hemt_noise_temp_k (K, > 0: the "
+                           f"output chain's noise temperature from a Y-factor measurement), got {t_n!r}")
+    laser, esa = lab.pump, lab.esa
+    planned = laser_powers(STEP, laser, powers, power_min_w, power_max_w)
+    operating = one_laser_power(STEP, laser, "operating_power_w", operating_power_w,
+                                default=float(planned[-1]))
+    planned = np.unique(np.append(planned, operating))
+    check_int(STEP, "readings", readings, 2, 1000)
+    check_range(STEP, "settle_s", settle_s, 0.0, 3600.0, "s")
+    check_int(STEP, "monitor_averages", monitor_averages, 1, 10_000)
+    rates = priors.rates
+    f_m = priors.f_m_hz
+    offset = off_resonance_offset_hz or 20 * rates.kappa_m_hz
+    check_range(STEP, "off_resonance_offset_hz", offset, 5 * rates.kappa_m_hz, math.inf,
+                "Hz (at least 5 microwave linewidths; 0 = 20)")
+    low, high = numeric_range(esa.rbw)
+    check_range(STEP, "rbw_hz", rbw_hz, low, min(high, rates.kappa_m_hz / 10),
+                "Hz (the analyzer's range, and at most kappa_m/10)")
+    low, high = numeric_range(esa.points)
+    check_int(STEP, "esa_points", esa_points, int(max(low, 3)), int(high))
+    low, high = numeric_range(esa.averages)
+    check_int(STEP, "esa_averages", esa_averages, int(max(low, 1)), int(high))
+    span = 20 * rbw_hz
+    f_low, f_high = numeric_range(esa.start)[0], numeric_range(esa.stop)[1]
+    for f in (f_m, f_m + offset):
+        if not f_low <= f - span / 2 < f + span / 2 <= f_high:
+            raise refuse(STEP, f"{f:.0f} Hz is outside the analyzer's range [{f_low:g}, {f_high:g}] Hz; "
+                               f"change off_resonance_offset_hz")
+    wavelength = on_grid(priors.pump_wavelength_m)
+    check_wavelength(STEP, lab, wavelength)
+
+    # -- the lab -------------------------------------------------------------------------------
+    for role in ("vna", "mw_source"):  # no microwave tone on the line while noise is measured
+        if role in lab.roles:
+            lab.roles[role].safe_state()
+    _setup_analyzer(esa, rbw_hz, esa_points, esa_averages)
+    start_pump(lab, wavelength, float(planned[0]), monitor_averages)
+    pump = measure_pump_detuning(lab, run, STEP, priors, wavelength, float(planned[0]))
+    delta_p, factor = pump.detuning_hz, pump.factor
+    reading = Parameter("reading", label="Reading", unit="", set_cmd=None, get_cmd=None)
+    measured = {"monitor_power": lab.monitor.power,
+                "psd_on": _marker(esa, "psd_on", f_m, span),
+                "psd_off": _marker(esa, "psd_off", f_m + offset, span)}
+    if "cryostat" in lab.roles:
+        measured["mxc_temperature"] = lab.cryostat.mxc_temperature
+    data = run.sweep2d(STEP, pump_setpoint(lab, settle_s), planned, reading, np.arange(readings),
+                       measured, description="added noise vs pump power")
+    laser.safe_state()
+
+    # -- analysis ------------------------------------------------------------------------------
+    chip_w = on_chip_peak_w(np.mean(data["monitor_power"], axis=1), priors.chip_per_monitor, duty)
+    coop = chip_w * factor / p_c1.value
+    rows = [_analyse(dbm_to_w(data["psd_on"][i]), dbm_to_w(data["psd_off"][i]), f_m, offset, t_n,
+                     float(coop[i]), rates, -delta_p) for i in range(planned.size)]
+    i_op = int(np.argmin(np.abs(planned - operating)))
+    op = rows[i_op]
+    c_rel = math.hypot((p_c1.stderr or 0.0) / p_c1.value, priors.rel_err.get("chip_per_monitor", 0.0),
+                       pump.factor_err / factor)
+    err = _errors(op, float(coop[i_op]), c_rel, rates, priors.rel_err, -delta_p)
+    t_mc = (float(np.mean(data["mxc_temperature"][i_op])) if "mxc_temperature" in data else math.nan)
+    results = {
+        "n_add": Result(op["n_add"], "", err["n_add"]),
+        "n_add_o_to_m": Result(op["n_add_o_to_m"], "", err["n_add_o_to_m"]),
+        "n_int": Result(op["n_int"], "", err["n_int"]),
+        "n_out": Result(op["n_out"], "", op["n_out_err"]),
+        "output_gain_db": Result(10 * math.log10(op["gain"]), "dB",
+                                 10 / math.log(10) * op["gain_err"] / op["gain"]),
+        "pump_power_w": Result(float(chip_w[i_op]), "W",
+                               float(chip_w[i_op]) * priors.rel_err.get("chip_per_monitor", 0.0)),
+        "cooperativity": Result(float(coop[i_op]), "", float(coop[i_op]) * c_rel),
+        "mxc_temperature_k": Result(t_mc, "K", None),
+    }
+    run.record_results(STEP, results)
+
+    n_add = np.array([r["n_add"] for r in rows])
+    n_add_err = np.array([r["n_add"] * r["n_out_err"] / r["n_out"] if r["n_out"] > 0 else math.nan
+                          for r in rows])
+    save_series_plot(
+        run.plot_path(STEP),
+        [(chip_w, n_add, n_add_err, "o", "n_add m→o = n_int (1 - ηm)/ηm"),
+         (chip_w, [r["n_out"] for r in rows], "s", "output occupancy N_m(f_m)")],
+        xlabel="on-chip peak pump power (W)", ylabel="photons", title="Added noise vs pump",
+        xscale="log",
+        note=(f"n_add(m→o) = {op['n_add']:.3f} ± {err['n_add']:.3f}\n"
+              f"n_add(o→m) = {op['n_add_o_to_m']:.3f} ± {err['n_add_o_to_m']:.3f}\n"
+              f"n_int = {op['n_int']:.3f} at {chip_w[i_op] * 1e3:.4g} mW, C = {coop[i_op]:.3f}\n"
+              f"gain {10 * math.log10(op['gain']):.2f} dB (T_N = {t_n:g} K)"))
+    return results
+
+
+def _setup_analyzer(esa, rbw_hz: float, points: int, averages: int) -> None:
+    """Noise-friendly settings where the analyzer has them: power (RMS) averaging of an averaged
+    trace with the average detector."""
+    for name, value in (("trace_type", "average"), ("average_type", "RMS"), ("detector", "AVER")):
+        if hasattr(esa, name):
+            getattr(esa, name)(value)
+    esa.rbw(rbw_hz)
+    esa.points(points)
+    esa.averages(averages)
+
+
+def _marker(esa, name: str, frequency_hz: float, span_hz: float) -> Parameter:
+    """A noise-density reading (dBm/Hz) at ``frequency_hz`` from a fresh acquisition around it."""
+
+    def read() -> float:
+        start, stop = frequency_hz - span_hz / 2, frequency_hz + span_hz / 2
+        if start > esa.stop():
+            esa.stop(stop)
+            esa.start(start)
+        else:
+            esa.start(start)
+            esa.stop(stop)
+        esa.run_sweep()
+        return esa.measure_noise_density(frequency_hz)
+
+    return Parameter(name, label=f"Noise density at {frequency_hz / 1e9:.6f} GHz", unit="dBm/Hz",
+                     get_cmd=read, set_cmd=False)
+
+
+def _analyse(psd_on, psd_off, f_m: float, offset: float, t_n: float, coop: float, rates: Rates,
+             delta_o: float) -> dict[str, float]:
+    """One power's readings -> N_m, gain, n_int, n_add (the off-resonance occupancy from the
+    device's own tail at that offset, computed with the n_int found: two passes)."""
+    n_int = 0.0
+    for _ in range(2):
+        n_off = n_int * abs(complex(s_element("m_ex", "m_0", offset, coop, rates, delta_o))) ** 2
+        out = output_occupancy(psd_on, psd_off, f_m, f_m + offset, t_n, n_off)
+        n_int = internal_bath(out.n_out, coop, rates, delta_o)
+    return {"n_out": out.n_out, "n_out_err": out.n_out_err, "gain": out.gain, "gain_err": out.gain_err,
+            "n_int": n_int, "n_add": added_noise_of("m->o", n_int, coop, rates, delta_o),
+            "n_add_o_to_m": added_noise_of("o->m", n_int, coop, rates, delta_o)}
+
+
+def _errors(row: dict[str, float], coop: float, c_rel: float, rates: Rates, rel: dict[str, float],
+            delta_o: float) -> dict[str, float]:
+    """Standard errors of n_int and n_add: the readings' scatter, C, and the microwave rates
+    (each varied by its standard error; contributions added in quadrature)."""
+    def derived(n_out: float, c: float, r: Rates) -> dict[str, float]:
+        n_int = internal_bath(n_out, c, r, delta_o)
+        return {"n_int": n_int, "n_add": added_noise_of("m->o", n_int, c, r, delta_o),
+                "n_add_o_to_m": added_noise_of("o->m", n_int, c, r, delta_o)}
+
+    base = derived(row["n_out"], coop, rates)
+    bumps = [derived(row["n_out"] + row["n_out_err"], coop, rates),
+             derived(row["n_out"], coop * (1 + c_rel), rates)]
+    for name in ("kappa_m_hz", "kappa_m_ex_hz", "kappa_o_hz", "kappa_o_ex_hz"):
+        if rel.get(name):
+            values = {f: getattr(rates, f) for f in ("kappa_o_hz", "kappa_o_ex_hz", "kappa_m_hz",
+                                                      "kappa_m_ex_hz")}
+            values[name] *= 1 + rel[name]
+            values["kappa_o_ex_hz"] = min(values["kappa_o_ex_hz"], values["kappa_o_hz"])
+            values["kappa_m_ex_hz"] = min(values["kappa_m_ex_hz"], values["kappa_m_hz"])
+            bumps.append(derived(row["n_out"], coop, Rates(**values)))
+    return {key: math.sqrt(sum((b[key] - base[key]) ** 2 for b in bumps)) for key in base}

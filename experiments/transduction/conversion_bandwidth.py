@@ -1,0 +1,112 @@
+"""Conversion bandwidth: the FWHM of |S21|^2 at one pump power (physics.md §1.3 spectrum, §3 (e)).
+
+For kappa_o >> kappa_m the conversion spectrum is a Lorentzian of width kappa_m (1 + C); with
+comparable linewidths (Profile A: kappa_o/kappa_m = 2.5) it is not, and above C ~ 1.5 the
+normal modes split it in two. So the width is measured, not fitted: a search trace over
+``search_span_linewidths`` microwave linewidths finds the peak and a rough width, then a fine
+trace over ``fine_span_widths`` of those widths (more averaging) gives the FWHM between the
+outermost half-maximum crossings. The path gains of S21 are flat over the window, so the shape
+of |S21|^2 is the device's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from experiments.transduction._common import (
+    Vna,
+    Window,
+    check_int,
+    check_range,
+    check_wavelength,
+    duty_cycle,
+    finish,
+    load_priors,
+    measure_pump_detuning,
+    on_chip_peak_w,
+    on_grid,
+    one_laser_power,
+    pump_setpoint,
+    start_pump,
+)
+from experiments.transduction._plots import save_series_plot
+from hil.analysis.bandwidth import fwhm
+from hil.analysis.lorentzian import FitError
+from hil.calibration import calibration
+from hil.store import Result
+
+STEP = "conversion_bandwidth"
+
+
+@calibration(needs=("optical_resonance", "microwave_resonance", "pump_calibration"),
+             valid_for_s=3600)
+def conversion_bandwidth(lab, run, *, pump_power_w: float = 0.0, search_span_linewidths: float = 20.0,
+                         search_points: int = 201, fine_span_widths: float = 4.0, points: int = 201,
+                         if_bandwidth_hz: float = 10.0, vna_power_dbm: float = 0.0,
+                         averages: int = 4, monitor_averages: int = 10) -> dict[str, Result]:
+    """FWHM of the conversion spectrum |S21|^2 at ``pump_power_w`` (laser output, W; 0 = the
+    laser's maximum on this station)."""
+    priors = load_priors(run)
+    duty = duty_cycle(STEP, lab)
+    laser = lab.pump
+    power = one_laser_power(STEP, laser, "pump_power_w", pump_power_w)
+    check_range(STEP, "search_span_linewidths", search_span_linewidths, 4.0, 1000.0)
+    check_int(STEP, "search_points", search_points, 21, 20001)
+    check_range(STEP, "fine_span_widths", fine_span_widths, 1.5, 50.0)
+    check_int(STEP, "points", points, 21, 20001)
+    check_int(STEP, "monitor_averages", monitor_averages, 1, 10_000)
+    vna = Vna(STEP, lab.vna, if_bandwidth_hz=if_bandwidth_hz, power_dbm=vna_power_dbm,
+              averages=averages)
+    f_m = priors.f_m_hz
+    search = Window.around("frequency", f_m, search_span_linewidths * priors.rates.kappa_m_hz,
+                           search_points)
+    vna.check_window(search, "search_span_linewidths")
+    wavelength = on_grid(priors.pump_wavelength_m)
+    check_wavelength(STEP, lab, wavelength)
+
+    # -- the lab -------------------------------------------------------------------------------
+    start_pump(lab, wavelength, power, monitor_averages)
+    pump = measure_pump_detuning(lab, run, STEP, priors, wavelength, power)
+    vna.setup()
+    rough_data = run.sweep(f"{STEP}_search", pump_setpoint(lab), [power],
+                           {"monitor_power": lab.monitor.power, **vna.traces(search, "S21", "s21")},
+                           description="conversion bandwidth: search")
+    try:
+        rough = fwhm(search.frequencies(), rough_data["s21"][0] ** 2)
+    except FitError as exc:
+        finish(lab)
+        raise FitError(f"{STEP}: no conversion peak within ±{search.span_hz / 2e6:.3g} MHz of f_m "
+                       f"({exc}); widen {STEP}.search_span_linewidths") from None
+    fine = Window.around("frequency", rough.center, fine_span_widths * rough.fwhm, points)
+    vna.check_window(fine, "fine_span_widths")
+    data = run.sweep(STEP, pump_setpoint(lab), [power],
+                     {"monitor_power": lab.monitor.power, **vna.traces(fine, "S21", "s21")},
+                     description="conversion bandwidth")
+    finish(lab)
+
+    # -- analysis ------------------------------------------------------------------------------
+    freqs = fine.frequencies()
+    power_trace = data["s21"][0] ** 2
+    width = fwhm(freqs, power_trace)
+    chip_w = float(on_chip_peak_w(data["monitor_power"][0], priors.chip_per_monitor, duty))
+    results = {
+        "bandwidth_hz": Result(width.fwhm, "Hz", width.fwhm_err),
+        "center_offset_hz": Result(width.center - f_m, "Hz", width.fwhm_err / 2),
+        "pump_power_w": Result(chip_w, "W", chip_w * priors.rel_err.get("chip_per_monitor", 0.0)),
+        "pump_detuning_hz": Result(pump.detuning_hz, "Hz", pump.detuning_err),
+    }
+    run.record_results(STEP, results)
+
+    norm = width.peak
+    offsets = (freqs - f_m) / 1e6
+    save_series_plot(
+        run.plot_path(STEP),
+        [(offsets, power_trace / norm, ".", "|S21|² / max"),
+         (np.array([width.left, width.right]) / 1e6 - f_m / 1e6, [0.5, 0.5], "-",
+          "half maximum")],
+        xlabel=f"probe offset from f_m = {f_m / 1e9:.6f} GHz (MHz)", ylabel="|S21|² (normalised)",
+        title="Conversion bandwidth",
+        note=(f"FWHM/2π = {width.fwhm / 1e6:.4f} ± {width.fwhm_err / 1e6:.4f} MHz\n"
+              f"κm/2π = {priors.rates.kappa_m_hz / 1e6:.3f} MHz\n"
+              f"P_chip = {chip_w * 1e3:.4g} mW peak"))
+    return results

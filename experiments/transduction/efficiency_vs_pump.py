@@ -1,0 +1,180 @@
+"""Conversion efficiency vs pump power -> g0, P_C1, eta_max; and the bidirectional calibration
+(physics.md §1.3, §1.8, §3 (e)-(f)).
+
+The pump sits on the optical resonance (the laser's nearest 0.1 pm step to it). The leftover
+detuning Delta_p (up to half a step, 6 MHz, against kappa_o 25 MHz in Profile A) is measured
+from the through port's dip depth at the pump wavelength (see ``measure_pump_detuning``) and
+accounted for: C(Delta_p) = C(0)/(1 + 4 Delta_p^2/kappa_p^2), and the signal mode sits at
+-Delta_p in the probe's frame (triple resonance assumed: signal mode = pump mode + f_m).
+
+At each log-spaced pump power the VNA takes S21 (M->O) and S12 (O->M) across the microwave
+resonance and S11, S22 off resonance, where the device reflects (nearly) fully;
+``eta(w) = |S21 S12| / |S11 S22|`` is then the on-chip conversion spectrum with every path gain
+divided out. Each spectrum gives C (amplitude at low C, shape near and above C = 1, where
+4C/(1 + C)^2 is flat); the monitor tap gives the on-chip peak power P; ``C = k L P`` through the
+origin gives ``P_C1 = 1/k`` and ``g0 = sqrt(k kappa_o kappa_m / (4 n_p/P))`` with
+``n_p/P = 4 kappa_ex / (hbar w kappa^2)`` in rad/s (physics.md §1.1). ``eta_max = eta_o eta_m``
+(the efficiency at C = 1) comes from the resonance steps' linewidths.
+
+At the operating power (the highest of the sweep unless ``operating_power_w`` says otherwise,
+as laser output power) the four traces are taken again with more averaging and recorded as the
+step ``bidirectional``, whose ``eta_total`` is eta at the microwave resonance frequency.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from experiments.transduction._common import (
+    Vna,
+    Window,
+    check_int,
+    check_range,
+    check_wavelength,
+    conversion_measured,
+    conversion_points,
+    duty_cycle,
+    eta_max_with_error,
+    finish,
+    laser_powers,
+    load_priors,
+    measure_pump_detuning,
+    on_chip_peak_w,
+    on_grid,
+    one_laser_power,
+    pump_setpoint,
+    start_pump,
+)
+from experiments.transduction._plots import save_series_plot
+from hil.analysis.efficiency import fit_slope
+from hil.analysis.transducer import conversion_efficiency, g0_from_cooperativity_slope
+from hil.calibration import calibration
+from hil.store import Result
+
+STEP = "efficiency_vs_pump"
+BIDIRECTIONAL = "bidirectional"
+
+
+@calibration(needs=("optical_resonance", "microwave_resonance", "pump_calibration"),
+             valid_for_s=3600)
+def efficiency_vs_pump(lab, run, *, powers: int = 12, power_min_w: float = 0.0,
+                       power_max_w: float = 0.0, operating_power_w: float = 0.0,
+                       span_linewidths: float = 6.0, points: int = 101,
+                       reference_offset_hz: float = 0.0, reference_points: int = 21,
+                       if_bandwidth_hz: float = 10.0, vna_power_dbm: float = 0.0,
+                       averages: int = 1, operating_averages: int = 8,
+                       monitor_averages: int = 10) -> dict[str, Result]:
+    """Efficiency vs pump power: g0, P_C1, eta_max; bidirectional eta_total at the operating power.
+
+    Returns this step's results; ``eta_total`` (with the operating point's on-chip power and C)
+    is recorded as the step ``bidirectional`` (``run.results["bidirectional"]``).
+
+    Laser powers (W, output of the laser): ``powers`` log-spaced from ``power_min_w`` to
+    ``power_max_w`` (0 = the laser's bound on this station). VNA: ``points`` over
+    ``span_linewidths`` microwave linewidths around f_m; references over ``reference_points``
+    at ``reference_offset_hz`` above f_m (0 = 20 times the larger linewidth).
+    """
+    priors = load_priors(run)
+    duty = duty_cycle(STEP, lab)
+    laser = lab.pump
+    planned = laser_powers(STEP, laser, powers, power_min_w, power_max_w)
+    operating = one_laser_power(STEP, laser, "operating_power_w", operating_power_w,
+                                default=float(planned[-1]))
+    check_range(STEP, "span_linewidths", span_linewidths, 1.0, 100.0)
+    check_int(STEP, "points", points, 11, 20001)
+    check_int(STEP, "reference_points", reference_points, 3, 20001)
+    check_int(STEP, "operating_averages", operating_averages, 1, 10_000)
+    check_int(STEP, "monitor_averages", monitor_averages, 1, 10_000)
+    rates = priors.rates
+    offset = reference_offset_hz or 20 * max(rates.kappa_o_hz, rates.kappa_m_hz)
+    check_range(STEP, "reference_offset_hz", offset, 5 * max(rates.kappa_o_hz, rates.kappa_m_hz),
+                math.inf, "Hz (at least 5 linewidths off resonance; 0 = 20 linewidths)")
+    vna = Vna(STEP, lab.vna, if_bandwidth_hz=if_bandwidth_hz, power_dbm=vna_power_dbm,
+              averages=averages)
+    main = Window.around("frequency", priors.f_m_hz, span_linewidths * rates.kappa_m_hz, points)
+    reference = Window.around("reference_frequency", priors.f_m_hz + offset, 2 * rates.kappa_m_hz,
+                              reference_points)
+    vna.check_window(main, "span_linewidths")
+    vna.check_window(reference, "reference_offset_hz")
+    wavelength = on_grid(priors.pump_wavelength_m)
+    check_wavelength(STEP, lab, wavelength)
+
+    # -- the lab -------------------------------------------------------------------------------
+    start_pump(lab, wavelength, float(planned[0]), monitor_averages)
+    pump = measure_pump_detuning(lab, run, STEP, priors, wavelength, float(planned[0]))
+    delta_p, factor = pump.detuning_hz, pump.factor
+    run.event("pump", f"{STEP}: pump at {wavelength * 1e9:.4f} nm, Delta_p/2pi = {delta_p / 1e6:+.3f} "
+                      f"MHz from the dip depth ({pump.from_wavelengths_hz / 1e6:+.3f} MHz from the "
+                      f"wavelengths), C factor {factor:.4f}")
+    vna.setup()
+    setpoint = pump_setpoint(lab)
+    data = run.sweep(STEP, setpoint, planned,
+                     {"monitor_power": lab.monitor.power, **conversion_measured(vna, main, reference)},
+                     description="efficiency vs pump power")
+
+    # -- analysis ------------------------------------------------------------------------------
+    chip_w = on_chip_peak_w(data["monitor_power"], priors.chip_per_monitor, duty)
+    spectra = conversion_points(data, main, reference, priors, delta_p)
+    coop = np.array([p.cooperativity for p in spectra])
+    coop_err = np.array([p.cooperativity_err for p in spectra])
+    slope = fit_slope(chip_w * factor, coop, coop_err)  # C = k L P, k at zero detuning
+    k = slope.slope
+    k_rel = math.hypot(slope.stderr / k, pump.factor_err / factor,
+                       priors.rel_err.get("chip_per_monitor", 0.0))
+    r = priors.rel_err
+    g0 = g0_from_cooperativity_slope(k, rates, priors.pump_frequency_hz)
+    g0_rel = 0.5 * math.sqrt(k_rel ** 2 + 9 * r["kappa_o_hz"] ** 2 + r["kappa_m_hz"] ** 2
+                             + r["kappa_o_ex_hz"] ** 2 + r["wavelength_m"] ** 2)
+    eta_max, eta_max_err = eta_max_with_error(priors)
+    results = {
+        "g0_hz": Result(g0, "Hz", g0 * g0_rel),
+        "p_c1_w": Result(1 / k, "W", k_rel / k),
+        "eta_max": Result(eta_max, "", eta_max_err),
+        "pump_detuning_hz": Result(delta_p, "Hz", pump.detuning_err),
+        "c_fit_chi2_reduced": Result(slope.chi2_reduced, "", None),
+    }
+    run.record_results(STEP, results)
+
+    eta_f_m = np.array([p.eta_at_f_m() for p in spectra])
+    dense = np.geomspace(chip_w.min() / 2, chip_w.max() * 2, 200)
+    model = conversion_efficiency(0.0, k * factor * dense, rates, -delta_p)
+    save_series_plot(
+        run.plot_path(STEP),
+        [(chip_w, eta_f_m[:, 0], eta_f_m[:, 1], "o", "eta at f_m, |S21 S12|/|S11 S22|"),
+         (dense, model, "-", "model, C = P / P_C1 (with Delta_p)")],
+        xlabel="on-chip peak pump power (W)", ylabel="on-chip efficiency", title="Efficiency vs pump",
+        xscale="log", yscale="log",
+        note=(f"P_C1 = {1 / k:.4g} ± {k_rel / k:.2g} W\n"
+              f"g0/2π = {g0:.4g} ± {g0 * g0_rel:.2g} Hz\n"
+              f"η_max = ηoηm = {eta_max:.4f} ± {eta_max_err:.4f}\n"
+              f"Δp/2π = {delta_p / 1e6:+.2f} MHz"))
+
+    # -- the bidirectional calibration at the operating power --------------------------------
+    vna.set_averages(operating_averages)
+    point = run.sweep(BIDIRECTIONAL, pump_setpoint(lab), [operating],
+                      {"monitor_power": lab.monitor.power, **conversion_measured(vna, main, reference)},
+                      description="bidirectional calibration")
+    finish(lab)
+    spectrum = conversion_points(point, main, reference, priors, delta_p)[0]
+    eta_total, eta_total_err = spectrum.eta_at_f_m()
+    operating_chip_w = float(on_chip_peak_w(point["monitor_power"][0], priors.chip_per_monitor, duty))
+    bidirectional = {
+        "eta_total": Result(eta_total, "", eta_total_err),
+        "pump_power_w": Result(operating_chip_w, "W", operating_chip_w * priors.rel_err.get(
+            "chip_per_monitor", 0.0)),
+        "cooperativity": Result(spectrum.cooperativity, "", spectrum.cooperativity_err),
+    }
+    run.record_results(BIDIRECTIONAL, bidirectional)
+    offsets_mhz = spectrum.offsets_hz / 1e6
+    save_series_plot(
+        run.plot_path(BIDIRECTIONAL),
+        [(offsets_mhz, spectrum.eta, ".", "|S21 S12| / |S11 S22|"),
+         (offsets_mhz, spectrum.fit.model(spectrum.offsets_hz), "-",
+          f"model, C = {spectrum.cooperativity:.3f}")],
+        xlabel=f"probe offset from f_m = {priors.f_m_hz / 1e9:.6f} GHz (MHz)",
+        ylabel="on-chip efficiency", title="Bidirectional calibration",
+        note=(f"η_tot(f_m) = {eta_total:.4f} ± {eta_total_err:.4f}\n"
+              f"P_chip = {operating_chip_w * 1e3:.4g} mW peak"))
+    return results

@@ -1,0 +1,112 @@
+"""efficiency_vs_pump (and its bidirectional calibration) on the twin, Profiles A and B.
+
+Prerequisites (optical_resonance, microwave_resonance, pump_calibration) come from the twin's
+truth (tests/transduction_support.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+from transduction_support import Traffic, fill_priors, lab_and_run, station_file
+
+from experiments.transduction.efficiency_vs_pump import efficiency_vs_pump
+from hil.calibration import MissingCalibration
+from hil.store import open_run
+
+
+def model_eta_total(lab) -> float:
+    """The twin's on-chip |S_oe|^2 at f_m for the laser's last power and wavelength."""
+    physics = lab.world.physics
+    laser_w = float(lab.world.state("pump_laser", "power_w"))
+    wavelength = float(lab.world.state("pump_laser", "wavelength_m"))
+    return float(physics.transducer.efficiency(physics.on_chip_pump_w(laser_w),
+                                               physics.pump_detuning_hz(wavelength)))
+
+
+@pytest.mark.parametrize("profile", ["A", "B"])
+def test_recovers_g0_p_c1_eta_max_and_eta_total(tmp_path, profile):
+    """physics.md §1.3: C = 4 g0^2 n_p/(kappa_o kappa_m), eta = eta_o eta_m 4C/(1+C)^2 (peak
+    eta_o eta_m at P_C1); §1.8: eta_tot = |S21 S12|/|S11 S22|. Issue tolerances: g0 and P_C1
+    within 5 % of truth, eta_total within 5 % of the model at the operating power."""
+    with lab_and_run(tmp_path, profile) as (lab, run):
+        truth = fill_priors(run, lab)
+        results = efficiency_vs_pump(lab, run)
+        eta_model = model_eta_total(lab)
+        bidirectional = run.results["bidirectional"]
+        assert not lab.world.laser_emitted_power()  # the pump is off after the step
+    assert results["g0_hz"].value == pytest.approx(truth["g0_hz"], rel=0.05)
+    assert results["p_c1_w"].value == pytest.approx(truth["p_c1_w"], rel=0.05)
+    assert results["eta_max"].value == pytest.approx(truth["eta_max"], rel=1e-9)
+    assert bidirectional["eta_total"].value == pytest.approx(eta_model, rel=0.05)
+    # the numbers are in fact much closer, and their errors say so
+    for name in ("g0_hz", "p_c1_w"):
+        assert abs(results[name].value - truth[name]) < max(5 * results[name].stderr,
+                                                           2e-3 * truth[name])
+    assert bidirectional["eta_total"].value == pytest.approx(eta_model, rel=0.005)
+
+    record = open_run(run.path)
+    sweep = record.steps["efficiency_vs_pump"]
+    assert sweep["s21"].dims == ("laser_power", "frequency")
+    assert sweep["s11_ref"].dims == ("laser_power", "reference_frequency")
+    assert sweep["s21"].shape == (12, 101)
+    assert record.steps["bidirectional"]["s12"].shape == (1, 101)
+    assert (tmp_path / "run_efficiency_vs_pump.png").is_file()
+    assert (tmp_path / "run_bidirectional.png").is_file()
+
+
+def test_an_operating_power_of_its_own(tmp_path):
+    """eta_total at a chosen laser power (1 mW out of the laser, Profile A: C ~ 0.04)."""
+    with lab_and_run(tmp_path, "A") as (lab, run):
+        fill_priors(run, lab)
+        efficiency_vs_pump(lab, run, powers=3, points=51, operating_power_w=1e-3)
+        eta_model = model_eta_total(lab)
+        assert float(lab.world.state("pump_laser", "power_w")) == pytest.approx(1e-3, rel=1e-3)
+        bidirectional = run.results["bidirectional"]
+    assert bidirectional["eta_total"].value == pytest.approx(eta_model, rel=0.01)
+    assert bidirectional["pump_power_w"].value == pytest.approx(
+        lab.world.physics.on_chip_pump_w(1e-3), rel=0.01)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"power_max_w": 0.05}, r"efficiency_vs_pump: power_max_w must be in \[3.16\d*e-05, 0.0199\d*\] W"),
+    ({"operating_power_w": 1.0}, r"efficiency_vs_pump: operating_power_w must be in"),
+    ({"power_min_w": 1e-6}, r"efficiency_vs_pump: power_min_w must be in"),
+    ({"powers": 0}, r"efficiency_vs_pump: powers must be an integer in \[1, 200\]"),
+    ({"vna_power_dbm": 5.0}, r"efficiency_vs_pump: vna_power_dbm must be in \[-60, 0\] dBm"),
+    ({"reference_offset_hz": 1e6}, r"efficiency_vs_pump: reference_offset_hz must be in"),
+])
+def test_bad_parameters_are_refused_before_any_instrument_traffic(tmp_path, params, message):
+    with lab_and_run(tmp_path, "A") as (lab, run):
+        fill_priors(run, lab)
+        traffic = Traffic(lab)
+        with pytest.raises(ValueError, match=message):
+            efficiency_vs_pump(lab, run, **params)
+        assert traffic.messages == []
+
+
+def test_station_limits_on_the_laser_narrow_the_powers(tmp_path):
+    """A station limit on the laser's power (dBm) caps the sweep and refuses more."""
+    path = station_file(tmp_path, "A")
+    data = yaml.safe_load(path.read_text())
+    data["instruments"]["laser"]["parameters"] = {"power_dbm": {"limits": [-15, 10]}}
+    path.write_text(yaml.safe_dump(data))
+    with lab_and_run(tmp_path, "A", station=path) as (lab, run):
+        fill_priors(run, lab)
+        traffic = Traffic(lab)
+        with pytest.raises(ValueError, match=r"power_max_w must be in \[3.16\d*e-05, 0.01\] W"):
+            efficiency_vs_pump(lab, run, power_max_w=0.015)
+        assert traffic.messages == []
+        efficiency_vs_pump(lab, run, powers=2, points=31, reference_points=5)
+        planned = open_run(run.path).steps["efficiency_vs_pump"]["laser_power"].values
+    np.testing.assert_allclose(planned[-1], 0.01, rtol=1e-12)
+
+
+def test_missing_prerequisites_are_named_before_any_instrument_traffic(tmp_path):
+    with lab_and_run(tmp_path, "A") as (lab, run):
+        fill_priors(run, lab, pump_calibration=False)
+        traffic = Traffic(lab)
+        with pytest.raises(MissingCalibration, match="pump_calibration.chip_per_monitor"):
+            efficiency_vs_pump(lab, run)
+        assert traffic.messages == []

@@ -1,0 +1,129 @@
+"""fridge_load: heat map of the mixing chamber (physics.md §3 (a): "heat map MXC heater 0, 1, 3,
+10, 30, 100 µW -> fit a") with the model of physics.md §1.6 item 6, ``T_mc = sqrt(T0^2 + P/a)``,
+against the twin's fridge (Profile A: a = 0.05 W/K^2, T0 = 10 mK, tau 30 s)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from exp_support import STATION_A, bare_run, run_steps, station_b, station_variant, traffic
+
+from experiments.calibration.fridge_load import FridgeTooWarm, fridge_load
+from hil.store import open_run
+from hil.twin.lab import SAMPLE_HEATER_OHM
+
+POWERS_W = np.array([0, 1, 3, 10, 30, 100]) * 1e-6
+
+
+def heater_off(world) -> bool:
+    return (world.sample_heater_power_w() == 0.0
+            and float(world.state("cryostat", "sample_heater_range")) == 0.0)
+
+
+def check_against_truth(run) -> dict:
+    world = run.lab.world
+    fridge = world.params.fridge
+    results = run.results["fridge_load"]
+    assert results["cooling_a_w_per_k2"].value == pytest.approx(fridge.cooling_a_w_per_k2, rel=0.05)
+    assert results["cooling_a_w_per_k2"].unit == "W/K^2"
+    assert 0 < results["cooling_a_w_per_k2"].stderr < 0.02 * fridge.cooling_a_w_per_k2
+    assert results["t_base_k"].value == pytest.approx(fridge.t_base_k, rel=0.05)
+    assert results["cooling_power_20mk_w"].value == pytest.approx(
+        fridge.cooling_a_w_per_k2 * (0.020 ** 2 - fridge.t_base_k ** 2), rel=0.05)
+    assert heater_off(world)
+    assert world.clock.now() >= 6 * 180.0  # six settled points on the virtual clock
+    record = open_run(run.path)
+    assert record.status == "completed"
+    grid = record.steps["fridge_load"]
+    assert grid["mxc_temperature"].shape == (6, 5)
+    # The fit used the controller's readback, which is the power the heater dissipates.
+    np.testing.assert_allclose(grid["heater_power"].values.mean(axis=1), POWERS_W, rtol=0.01,
+                               atol=1e-12)
+    assert run.plot_path("fridge_load").is_file()
+    return results
+
+
+def test_profile_a_heat_map_recovers_the_cooling_coefficient(tmp_path) -> None:
+    check_against_truth(run_steps(STATION_A, tmp_path / "a.h5", fridge_load))
+
+
+def test_the_heater_resistance_is_corrected_from_the_power_readback(tmp_path) -> None:
+    """A 372 whose heater setup says 100 Ohm on the twin's 120 Ohm heater (hil.twin.lab)."""
+    profiles = Path(__file__).resolve().parent.parent / "sim_profiles"
+    for profile in profiles.glob("*.yaml"):
+        shutil.copyfile(profile, tmp_path / profile.name)
+    lakeshore = tmp_path / "lakeshore_372.yaml"
+    lakeshore.write_text(lakeshore.read_text().replace('default: "+120.000,0,+0.000,2"',
+                                                       'default: "+100.000,0,+0.000,2"'))
+    station = yaml.safe_load(STATION_A.read_text())
+    station["sim"]["lab"] = str(tmp_path / "lab.yaml")
+    (tmp_path / "station.yaml").write_text(yaml.safe_dump(station))
+    run = run_steps(tmp_path / "station.yaml", tmp_path / "a.h5", fridge_load,
+                    params={"fridge_load": {"heater_powers_uw": "0,10,100", "settle_s": 150.0,
+                                            "samples": 3}})
+    events = [m for _, kind, m in open_run(run.path).events if kind == "heater"]
+    assert len(events) == 1
+    assert f"heater resistance taken as {SAMPLE_HEATER_OHM:.4g} Ohm" in events[0]
+
+
+def test_profile_b_station(tmp_path) -> None:
+    check_against_truth(run_steps(station_b(tmp_path), tmp_path / "b.h5", fridge_load))
+
+
+def test_another_fridge(tmp_path) -> None:
+    """A stronger, warmer fridge (a = 0.12 W/K^2, T0 = 14 mK): the fit follows the twin."""
+    station = station_b(tmp_path, twin={"fridge": {"cooling_a_w_per_k2": 0.12, "t_base_k": 0.014}})
+    check_against_truth(run_steps(station, tmp_path / "b.h5", fridge_load))
+
+
+def test_a_fridge_too_weak_for_the_map_stops_with_the_heater_off(tmp_path) -> None:
+    """a = 0.01 W/K^2: 30 µW would settle at sqrt(T0^2 + P/a) = 55.6 mK, above the 50 mK ceiling."""
+    weak = station_variant(tmp_path, "weak", {"fridge": {"cooling_a_w_per_k2": 0.01}})
+    out = tmp_path / "weak.h5"
+    with pytest.raises(FridgeTooWarm, match=r"at 30 µW, above max_temperature_k = 50 mK; heater "
+                                            r"switched off"):
+        run_steps(weak, out, fridge_load)
+    assert open_run(out).status == "failed"
+
+
+def test_the_heater_is_left_off_when_the_step_fails(tmp_path) -> None:
+    with bare_run(STATION_A, tmp_path) as (lab, run):
+        thermometer = lab.cryostat.mxc_temperature
+        original, calls, heating = thermometer.get, [], []
+
+        def failing_get():
+            calls.append(1)
+            if len(calls) > 40:  # into the second heater power (1 µW)
+                heating.append(lab.world.sample_heater_power_w())
+                raise RuntimeError("thermometer lost")
+            return original()
+
+        thermometer.get = failing_get
+        try:
+            with pytest.raises(RuntimeError, match="thermometer lost"):
+                fridge_load(lab, run)
+        finally:
+            del thermometer.get
+        assert heating[0] == pytest.approx(1e-6, rel=0.01)  # it failed with the heater on
+        assert lab.world.sample_heater_power_w() == 0.0
+        assert lab.cryostat.sample_heater.current_range() == 0.0
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"heater_powers_uw": "0,1"}, "fridge_load: heater_powers_uw must hold at least 3 different"),
+    ({"heater_powers_uw": "0,1,2000"}, r"fridge_load: heater_powers_uw must be in \[0, 1000\] µW"),
+    ({"heater_powers_uw": "0,-1,3"}, r"heater_powers_uw must be in \[0, 1000\] µW \(each\), got -1.0"),
+    ({"heater_powers_uw": "a,b"}, "fridge_load: heater_powers_uw must be comma-separated numbers"),
+    ({"settle_s": -1.0}, r"fridge_load: settle_s must be in \[0, 7200\] s"),
+    ({"samples": 0}, r"fridge_load: samples must be in \[1, 1000\]"),
+    ({"max_temperature_k": 5.0}, r"fridge_load: max_temperature_k must be in \[0.005, 1\] K"),
+])
+def test_bad_parameters_are_refused_before_any_instrument_traffic(tmp_path, params, message) -> None:
+    with bare_run(STATION_A, tmp_path) as (lab, run), traffic(lab) as sent:
+        with pytest.raises(ValueError, match=message):
+            fridge_load(lab, run, **params)
+        assert sent == []
