@@ -61,11 +61,16 @@ def valid_for_of(step: Callable[..., Any]) -> float:
 class Calibration:
     """One step's stored results and where they came from."""
 
-    step: str
+    step: str  # the run-file group the results belong to
     results: dict[str, Result]
     run: str
     finished: str  # ISO 8601 UTC
     valid_for_s: float
+    call: str = ""  # the experiment step that produced it (a step may record several groups)
+
+    @property
+    def producer(self) -> str:
+        return self.call or self.step
 
     def age_s(self, now: datetime | None = None) -> float:
         now = now or datetime.now(UTC)
@@ -98,11 +103,15 @@ class CalibrationStore:
     def latest(self, step: str) -> Calibration | None:
         return self.all().get(step)
 
+    def produced_by(self, call: str) -> list[Calibration]:
+        """Every group the experiment step ``call`` recorded last time."""
+        return [c for c in self.all().values() if c.producer == call]
+
     def record(self, step: str, results: dict[str, Result], *, run: str, valid_for_s: float,
-               finished: datetime | None = None) -> Calibration:
+               finished: datetime | None = None, call: str = "") -> Calibration:
         entry = Calibration(step=step, results=dict(results), run=run,
                             finished=(finished or datetime.now(UTC)).isoformat(),
-                            valid_for_s=valid_for_s)
+                            valid_for_s=valid_for_s, call=call)
         data = self._load()
         data.setdefault(self.station, {})[step] = _to_json(entry)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,19 +188,24 @@ def _dependency_order(steps: Sequence[Callable[..., Any]]) -> list[Callable[...,
 
 
 def require(run, step: str, name: str) -> Result:
-    """The result ``step.name`` from this run, or a clear error saying what to run first."""
+    """The result ``step.name``: from this run, else a fresh stored calibration (copied into
+    this run with its provenance), else a clear error saying what to run first."""
     results = getattr(run, "results", {}).get(step, {})
+    if name not in results and hasattr(run, "reuse_calibration"):
+        run.reuse_calibration(step)
+        results = run.results.get(step, {})
     if name in results:
         return results[name]
     raise MissingCalibration(
-        f"needs {step}.{name}, which no earlier step of this run produced; run "
-        f"'hil run chain' (or 'hil run {step}' first)")
+        f"needs {step}.{name}, which no earlier step of this run produced and no fresh "
+        f"calibration holds; run 'hil run chain' (or 'hil run {step}' first)")
 
 
 def _to_json(cal: Calibration) -> dict[str, Any]:
     return {"results": {n: {"value": r.value, "unit": r.unit, "stderr": r.stderr}
                         for n, r in cal.results.items()},
-            "run": cal.run, "finished": cal.finished, "valid_for_s": cal.valid_for_s}
+            "run": cal.run, "finished": cal.finished, "valid_for_s": cal.valid_for_s,
+            "call": cal.producer}
 
 
 def _from_json(step: str, entry: dict[str, Any]) -> Calibration:
@@ -199,4 +213,4 @@ def _from_json(step: str, entry: dict[str, Any]) -> Calibration:
                        results={n: Result(r["value"], r["unit"], r.get("stderr"))
                                 for n, r in entry["results"].items()},
                        run=entry["run"], finished=entry["finished"],
-                       valid_for_s=float(entry["valid_for_s"]))
+                       valid_for_s=float(entry["valid_for_s"]), call=entry.get("call", ""))

@@ -43,8 +43,9 @@ def main() -> None:
               help="Run file to write (default: runs/<UTC time>_<experiment>.h5).")
 @click.option("--set", "assignments", multiple=True, metavar="STEP.PARAM=VALUE",
               help="Change a step parameter; repeatable.")
+@click.option("--force", is_flag=True, help="Re-run every step of the chain, fresh or not.")
 def run_command(experiment_name: str, station: Path | None, out: Path | None,
-                assignments: tuple[str, ...]) -> None:
+                assignments: tuple[str, ...], force: bool) -> None:
     """Run EXPERIMENT (``chain`` or one step) and record it to one HDF5 file."""
     from hil.runner import default_run_path, execute
 
@@ -59,7 +60,7 @@ def run_command(experiment_name: str, station: Path | None, out: Path | None,
             raise FileExistsError(f"{out}: exists already; a run never overwrites another")
         console.print(f"[bold]{exp.name}[/] on {station} -> {out}", highlight=False)
         started = True
-        run = execute(exp, station, out, params, console=console)
+        run = execute(exp, station, out, params, console=console, force=force)
     except KeyboardInterrupt:
         _fail(f"aborted; instruments left in their safe state; data kept in {out}", 130)
     except RunInterlocked as exc:
@@ -161,6 +162,37 @@ def _final_status(path: Path) -> str | None:
         return None
 
 
+@main.command("status")
+@click.option("--station", type=click.Path(path_type=Path), default=None,
+              help="Station YAML (default: stations/twin.yaml).")
+@click.option("--runs", type=click.Path(path_type=Path), default=Path("runs"),
+              help="Folder of the run files and their calibrations.json (default: runs).")
+def status_command(station: Path | None, runs: Path) -> None:
+    """Each calibration of a station: value, age, and whether a chain would re-run it."""
+    from hil.calibration import CalibrationStore
+
+    station = station or default_station()
+    try:
+        entries = CalibrationStore(runs, str(station.resolve())).all()
+    except ValueError as exc:
+        _fail(str(exc))
+    console = Console()
+    if not entries:
+        console.print(f"no calibrations of {station} in {runs}; run 'hil run chain'", highlight=False)
+        return
+    table = Table(title=f"calibrations of {station}", show_edge=False)
+    for column in ("step", "result", "value", "± stderr", "unit", "age", "state", "from run"):
+        table.add_column(column)
+    for step, cal in entries.items():
+        age = f"{cal.age_s() / 60:.0f} min"
+        state = "[green]fresh[/]" if cal.fresh() else "[red]stale[/]"
+        for name, r in cal.results.items():
+            stderr = "" if r.stderr is None else f"{r.stderr:.2g}"
+            table.add_row(step, name, format_value(r.value, r.stderr), stderr, r.unit, age, state,
+                          cal.run)
+    console.print(table)
+
+
 @main.command("list")
 def list_command() -> None:
     """List experiments and stations."""
@@ -209,6 +241,116 @@ def profiles_check_command(model_names: tuple[str, ...]) -> None:
             gaps += len(report.gaps)
     if gaps:
         sys.exit(1)
+
+
+@main.group("twin")
+def twin_group() -> None:
+    """The simulated lab as a process of its own, on TCP sockets."""
+
+
+@twin_group.command("serve")
+@click.option("--station", type=click.Path(path_type=Path), default=None,
+              help="A simulated station: its sim: lab and twin: parameters "
+                   "(default: stations/twin.yaml).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; loopback only unless --allow-remote.")
+@click.option("--port-base", type=int, default=5025, show_default=True,
+              help="Instrument i of the lab file listens on PORT_BASE + i; 0 picks free ports.")
+@click.option("--control-port", type=int, default=None,
+              help="Control port (clock, faults), on loopback only "
+                   "[default: PORT_BASE - 1, or free with --port-base 0].")
+@click.option("--ports-file", type=click.Path(path_type=Path), default=None,
+              help="Write the served addresses as JSON once listening (removed on exit).")
+@click.option("--write-station", type=click.Path(path_type=Path), default=None,
+              help="Write the station YAML that reaches this server, for `hil run --station`.")
+@click.option("--allow-remote", is_flag=True,
+              help="Allow a --host that is not loopback (no authentication: trusted networks only).")
+@click.option("--clock", "clock_kind", type=click.Choice(["virtual", "real"]), default="virtual",
+              show_default=True,
+              help="virtual: time moves when the client waits, as in-process; real: wall time.")
+@click.option("--speed", type=float, default=1.0, show_default=True,
+              help="Speed of the real clock (2: twice as fast as the wall).")
+@click.option("--idle-timeout", type=float, default=3600.0, show_default=True,
+              help="Drop a client silent this many seconds (0: never).")
+@click.option("--max-line", type=int, default=65536, show_default=True,
+              help="Drop a client whose message is longer than this many bytes.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every message.")
+def twin_serve_command(station: Path | None, host: str, port_base: int, control_port: int | None,
+                       ports_file: Path | None, write_station: Path | None, allow_remote: bool,
+                       clock_kind: str, speed: float, idle_timeout: float, max_line: int,
+                       verbose: bool) -> None:
+    """Serve every instrument of a simulated station on its own TCP port (raw SCPI sockets).
+
+    Run `hil run chain --station stations/twin-tcp.yaml` in another terminal (default ports),
+    or the station --write-station writes. Ctrl-C or SIGTERM stops the server.
+    """
+    import logging
+    import signal
+    import threading
+
+    import yaml
+
+    from hil.sim.server import TwinServer, station_names, tcp_station, write_json_atomic
+    from hil.station import open_twin
+    from hil.twin.clock import RealClock
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    server_log = logging.getLogger("hil.sim.server")
+    server_log.addHandler(handler)
+    server_log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    station = station or default_station()
+    try:
+        clock = RealClock(speed) if clock_kind == "real" else None
+        twin = open_twin(station, clock=clock)
+        server = TwinServer(twin.library, names=station_names(twin.data), host=host,
+                            port_base=port_base, control_port=control_port,
+                            allow_remote=allow_remote, max_line=max_line,
+                            idle_timeout=idle_timeout).start()
+    except USER_ERRORS as exc:
+        server_log.removeHandler(handler)
+        _fail(str(exc.args[0] if exc.args else exc))
+    stop = threading.Event()
+    previous = {signum: signal.signal(signum, lambda *_: stop.set())
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        table = server.table()
+        if write_station is not None:
+            header = (f"# Reaches the twin `hil twin serve --station {station}` serves (written "
+                      f"by it):\n# every instrument through pyvisa-py at its served address, "
+                      f"waits on the served clock.\n")
+            try:
+                write_station.write_text(header + yaml.safe_dump(
+                    tcp_station(twin.data, table), sort_keys=False), encoding="utf-8")
+            except (OSError, ValueError) as exc:
+                _fail(f"--write-station {write_station}: {exc}")
+        console = Console()
+        console.print(f"serving [bold]{station}[/] (clock {table['clock']}); Ctrl-C stops",
+                      highlight=False)
+        for row in table["instruments"]:
+            terminations = f"{row['write_termination']!r}/{row['read_termination']!r}"
+            console.print(f"  {row['name']:<12} {row['model']:<8} {row['address']:<34} "
+                          f"{terminations}", highlight=False, soft_wrap=True)
+        console.print(f"control (clock, faults): {table['control']['address']}", highlight=False)
+        if write_station is not None:
+            console.print(f"station: {write_station}", highlight=False)
+        sys.stdout.flush()
+        if ports_file is not None:
+            try:
+                write_json_atomic(ports_file, table)
+            except OSError as exc:
+                ports_file = None
+                _fail(f"--ports-file: {exc}")
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        for signum, handler_before in previous.items():
+            signal.signal(signum, handler_before)
+        if ports_file is not None:
+            ports_file.unlink(missing_ok=True)
+        server_log.removeHandler(handler)
+    Console().print("stopped", highlight=False)
 
 
 def results_table(results: dict[str, dict[str, Result]]) -> Table:

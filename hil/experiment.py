@@ -84,6 +84,32 @@ def parse_sets(experiment: Experiment, assignments: Iterable[str]) -> dict[str, 
     return parsed
 
 
+def merge_station_defaults(experiment: Experiment, station_defaults: Mapping[str, Mapping[str, Any]],
+                           params: Mapping[str, Mapping[str, Any]], where: str
+                           ) -> dict[str, dict[str, Any]]:
+    """The station's ``steps:`` defaults for this experiment's steps, under the user's --set."""
+    steps = {s.__name__: s for s in experiment.steps}
+    merged = {name: dict(params.get(name, {})) for name in steps}
+    for name, values in station_defaults.items():
+        if name not in steps:
+            continue  # a default for a step this experiment does not run
+        known = step_parameters(steps[name])
+        for param, value in values.items():
+            if param not in known:
+                raise ExperimentError(f"{where}: steps.{name}.{param}: step {name} has no such "
+                                      f"parameter; parameters: {', '.join(known)}")
+            kind, _ = known[param]
+            if isinstance(value, str) and kind is not str:
+                # YAML reads 7.0e9 (an exponent without sign) as text: take it as the number
+                value = _convert(value, kind, f"steps.{name}.{param}")
+            ok = isinstance(value, kind) or (kind is float and isinstance(value, int))
+            if not ok or (kind is not bool and isinstance(value, bool)):
+                raise ExperimentError(f"{where}: steps.{name}.{param}: must be a "
+                                      f"{kind.__name__}, got {value!r}")
+            merged[name].setdefault(param, kind(value))
+    return merged
+
+
 def _convert(raw: str, kind: type, text: str) -> Any:
     try:
         if kind is bool:

@@ -64,7 +64,15 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from hil.experiment import Experiment, ExperimentError, defaults, find, step_parameters
+from hil.calibration import CalibrationStore, Decision, plan, valid_for_of
+from hil.experiment import (
+    Experiment,
+    ExperimentError,
+    defaults,
+    find,
+    merge_station_defaults,
+    step_parameters,
+)
 from hil.safety import (
     InstrumentGuard,
     RunAborted,
@@ -74,6 +82,8 @@ from hil.safety import (
 )
 from hil.station import Lab, load_lab
 from hil.store import Axis, Column, Result, RunFileError, RunWriter, StepWriter, open_run
+from hil.timing import clock_of
+from hil.twin.clock import VirtualClock
 
 __all__ = ["Run", "RunAborted", "RunInterlocked", "default_run_path", "execute", "resume"]
 
@@ -85,12 +95,16 @@ class Run:
     """What an experiment step sees: the lab, its parameters, and the ways to record data."""
 
     def __init__(self, lab: Lab, writer: RunWriter, params: Mapping[str, Mapping[str, Any]],
-                 progress: Progress, supervisor: Supervisor | None = None) -> None:
+                 progress: Progress, supervisor: Supervisor | None = None,
+                 calibrations: CalibrationStore | None = None) -> None:
         self.lab = lab
         self.writer = writer
         self.params = params
         self.progress = progress
+        self.calibrations = calibrations
+        self.decisions: dict[str, Decision] = {}  # the chain's plan: which steps re-run
         self.results: dict[str, dict[str, Result]] = {}
+        self._produced: dict[str, list[str]] = {}  # experiment step -> groups with results
         self._supervisor = supervisor
         self._open_steps: dict[str, StepWriter] = {}
         self._recorded: set[str] = set()
@@ -112,6 +126,11 @@ class Run:
         taken from the file (and returned, when the step recorded results under its own name).
         """
         name = step.__name__
+        decision = self.decisions.get(name)
+        if decision is not None and not decision.run and name not in self._done_before:
+            self.reuse_calibration(name, reason=decision.reason)
+            self.writer.mark_call_done(name)
+            return self.results.get(name)
         if name in self._done_before:
             for group, prior in self.writer.prior.items():
                 if prior.attrs.get("call") == name:
@@ -129,7 +148,33 @@ class Run:
         finally:
             self._call = None
         self.writer.mark_call_done(name)
+        self._store_calibrations(step)
         return out
+
+    def reuse_calibration(self, call: str, reason: str = "") -> None:
+        """Bring a fresh stored calibration of ``call`` into this run (results + provenance)."""
+        if self.calibrations is None:
+            return
+        entries = self.calibrations.produced_by(call)
+        if not entries or not all(e.fresh() for e in entries):
+            return
+        for entry in entries:
+            if entry.step in self.results:
+                continue
+            self.writer.copy_results(entry.step, entry.results, {
+                "call": call, "copied_from": entry.run, "calibrated_at": entry.finished})
+            self.results[entry.step] = dict(entry.results)
+            self._recorded.add(entry.step)
+        why = f": {reason}" if reason else ""
+        self.writer.event("reuse", f"{call}: results of {entries[0].run} "
+                                   f"({entries[0].age_s() / 60:.0f} min old){why}")
+
+    def _store_calibrations(self, step: Callable[..., Any]) -> None:
+        if self.calibrations is None:
+            return
+        for group in self._produced.pop(step.__name__, []):
+            self.calibrations.record(group, self.results[group], run=str(self.path),
+                                     valid_for_s=valid_for_of(step), call=step.__name__)
 
     def checkpoint(self) -> None:
         """Stop here if the run is stopping; wait here while an interlock is latched.
@@ -179,6 +224,8 @@ class Run:
         else:
             raise RuntimeError(f"step {step!r} has no data to attach results to")
         self.results[step] = dict(results)
+        if self._call is not None:
+            self._produced.setdefault(self._call, []).append(step)
 
     def plot_path(self, step: str) -> Path:
         """Where a step's figure goes: beside the run file."""
@@ -407,18 +454,42 @@ def _progress(console: Console) -> Progress:
                     console=console, transient=False, refresh_per_second=4)
 
 
+def calibration_store(out: Path, station: Path) -> CalibrationStore:
+    """Calibrations live beside the run files, one set per station file."""
+    return CalibrationStore(Path(out).parent, str(Path(station).resolve()))
+
+
 def execute(experiment: Experiment, station: Path, out: Path,
-            params: Mapping[str, Mapping[str, Any]], console: Console | None = None) -> Run:
-    """Open the station, run the experiment, and leave the lab safe and the file truthful."""
+            params: Mapping[str, Mapping[str, Any]], console: Console | None = None,
+            *, force: bool = False) -> Run:
+    """Open the station, run the experiment, and leave the lab safe and the file truthful.
+
+    A multi-step experiment (the chain) re-runs only the steps that went stale (all of them
+    with ``force``); fresh steps' results are copied in from the run that produced them.
+    """
     console = console or Console()
+    store = calibration_store(out, station)
+    decisions = _plan(experiment, store, force, console)
     lab = load_lab(station)
     try:
+        params = merge_station_defaults(experiment, lab.step_defaults, params, str(station))
         writer = RunWriter(out, experiment=experiment.name, station_yaml=lab.yaml_text,
                            station_path=station, params=params, snapshot=lab.snapshot())
     except BaseException:
         lab.close()
         raise
-    return _drive(experiment, lab, writer, params, console)
+    return _drive(experiment, lab, writer, params, console, store, decisions)
+
+
+def _plan(experiment: Experiment, store: CalibrationStore, force: bool,
+          console: Console) -> dict[str, Decision]:
+    if experiment.steps == (experiment.function,):
+        return {}
+    decisions = {d.name: d for d in plan(experiment.steps, store, force=force)}
+    for d in decisions.values():
+        verdict = "[bold]run[/]  " if d.run else "[dim]reuse[/]"
+        console.print(f"  {verdict} {d.name:<24} {d.reason}", highlight=False)
+    return decisions
 
 
 def resume(path: Path, *, station: Path | None = None, console: Console | None = None) -> Run:
@@ -452,7 +523,7 @@ def resume(path: Path, *, station: Path | None = None, console: Console | None =
     except BaseException:
         lab.close()
         raise
-    return _drive(experiment, lab, writer, params, console)
+    return _drive(experiment, lab, writer, params, console, calibration_store(path, station))
 
 
 def _params_from_file(experiment: Experiment, stored: Mapping[str, Any], path: Path
@@ -471,17 +542,23 @@ def _params_from_file(experiment: Experiment, stored: Mapping[str, Any], path: P
 
 
 def _drive(experiment: Experiment, lab: Lab, writer: RunWriter,
-           params: Mapping[str, Mapping[str, Any]], console: Console) -> Run:
+           params: Mapping[str, Mapping[str, Any]], console: Console,
+           store: CalibrationStore | None = None,
+           decisions: Mapping[str, Decision] | None = None) -> Run:
     guard = InstrumentGuard(lab_instruments(lab.station.components))
+    clock = clock_of(lab)
+    if isinstance(clock, VirtualClock):
+        guard.idle = clock.advance  # waiting out a trip lets the twin's fridge cool
     try:
         supervisor = Supervisor(lab.interlocks, lab.station.components, lab.roles, guard,
-                                writer.event)
+                                writer.event, lab_time=clock.now)
     except BaseException:
         writer.finish("failed", traceback=traceback.format_exc())
         lab.close()
         raise
     progress = _progress(console)
-    run = Run(lab, writer, params, progress, supervisor)
+    run = Run(lab, writer, params, progress, supervisor, store)
+    run.decisions = dict(decisions or {})
     signals = _Signals(guard, console)
     status, tb = "completed", None
     with signals.installed():

@@ -41,7 +41,7 @@ __all__ = ["InstrumentGuard", "InterlockConfigError", "InterlockSpec", "RunAbort
            "RunInterlocked", "Supervisor", "parse_interlocks"]
 
 INTERLOCK_KEYS = {"name", "watch", "above", "below", "resume_below", "resume_above", "poll_s",
-                  "action", "then", "settle_s", "max_read_failures"}
+                  "action", "then", "settle_s", "max_read_failures", "give_up_s"}
 ACTION_KEYS = {"safe_state"}
 THEN = ("resume", "end")
 #: VISA resource methods drivers call directly (binary and ASCII block reads), guarded too.
@@ -68,6 +68,10 @@ class InterlockConfigError(ValueError):
     """A mistake in a station's ``interlocks:`` section; the message names the key."""
 
 
+#: Seconds of lab time that pass on the twin for each wall-clock wait of a latched experiment.
+LATCHED_WAIT_S = 5.0
+
+
 @dataclass(frozen=True)
 class InterlockSpec:
     """One interlock of a station: what to watch, when to trip and release, what to do."""
@@ -84,6 +88,7 @@ class InterlockSpec:
     then: str
     settle_s: float = 0.0
     max_read_failures: int = 3
+    give_up_s: float = 3600.0  # lab time latched before a resumable trip ends the run
 
     @property
     def watch(self) -> str:
@@ -154,7 +159,8 @@ def parse_interlocks(data: Any, *, where: str, instruments: Mapping[str, Any],
             raise InterlockConfigError(f"{here}.watch: no instrument named {instrument!r}; "
                                        f"instruments: {', '.join(instruments)}")
         numbers = {}
-        for key in ("above", "below", "resume_below", "resume_above", "poll_s", "settle_s"):
+        for key in ("above", "below", "resume_below", "resume_above", "poll_s", "settle_s",
+                    "give_up_s"):
             if key in entry:
                 value = entry[key]
                 if (isinstance(value, bool) or not isinstance(value, int | float)
@@ -186,6 +192,9 @@ def parse_interlocks(data: Any, *, where: str, instruments: Mapping[str, Any],
         settle_s = numbers.get("settle_s", 0.0)
         if settle_s < 0:
             raise InterlockConfigError(f"{here}.settle_s: must be >= 0 s, got {settle_s:g}")
+        give_up_s = numbers.get("give_up_s", 3600.0)
+        if not give_up_s > 0:
+            raise InterlockConfigError(f"{here}.give_up_s: must be > 0 s, got {give_up_s:g}")
         action = entry.get("action")
         if not isinstance(action, Mapping) or set(action) - ACTION_KEYS:
             raise InterlockConfigError(f"{here}.action: required, {{safe_state: [ROLE, ...]}}")
@@ -208,7 +217,7 @@ def parse_interlocks(data: Any, *, where: str, instruments: Mapping[str, Any],
                                    above=above, below=below, resume_below=resume_below,
                                    resume_above=resume_above, poll_s=poll_s,
                                    safe_state=tuple(safe), then=then, settle_s=settle_s,
-                                   max_read_failures=failures))
+                                   max_read_failures=failures, give_up_s=give_up_s))
     return specs
 
 
@@ -235,6 +244,9 @@ class InstrumentGuard:
         self._locks = {name: threading.RLock() for name in self._instruments}
         self._experiment_thread = threading.get_ident()
         self._cond = threading.Condition()
+        #: Called while the experiment waits out a latched trip: on the twin it lets the lab's
+        #: virtual time pass (a fridge only cools if time passes); None on real hardware.
+        self.idle: Callable[[float], None] | None = None
         self._local = threading.local()
         self._stop: str | None = None
         self._latched: dict[str, str] = {}
@@ -311,6 +323,8 @@ class InstrumentGuard:
                 if not self._latched:
                     return
                 self._cond.wait(0.1)
+                if self.idle is not None:
+                    self.idle(LATCHED_WAIT_S)
 
     # -- wrapping ------------------------------------------------------------------------------
 
@@ -368,7 +382,9 @@ class Supervisor:
 
     def __init__(self, specs: Sequence[InterlockSpec], components: Mapping[str, InstrumentBase],
                  roles: Mapping[str, InstrumentBase], guard: InstrumentGuard,
-                 event: Callable[[str, str], None]) -> None:
+                 event: Callable[[str, str], None],
+                 lab_time: Callable[[], float] = time.monotonic) -> None:
+        self._lab_time = lab_time  # how long a trip has lasted, in the lab's own time
         self._specs = list(specs)
         self._components = components
         self._roles = roles
@@ -428,6 +444,7 @@ class Supervisor:
         latched = False
         failures = 0
         clear_since: float | None = None
+        tripped_at = math.inf
         restore: list[tuple[Parameter, Any]] = []
         unit = self._parameters[spec.name].unit
         next_poll = time.monotonic()
@@ -450,6 +467,7 @@ class Supervisor:
                         restore = self._trip(spec, why)
                         latched = True
                         clear_since = None
+                        tripped_at = self._lab_time()
                 elif spec.clears(value):
                     now = time.monotonic()
                     clear_since = now if clear_since is None else clear_since
@@ -459,6 +477,12 @@ class Supervisor:
                         restore = []
                 else:
                     clear_since = None
+                    if self._lab_time() - tripped_at > spec.give_up_s and spec.then == "resume":
+                        reason = (f"{spec.name}: {spec.watch} = {value:g} {unit} still beyond "
+                                  f"{spec.describe()} after {spec.give_up_s:g} s")
+                        self._safe_event("interlock", f"{reason}: giving up; run ends")
+                        self._guard.end(spec.name, reason)
+                        tripped_at = math.inf
             except Exception as err:  # never let a watcher die silently
                 self.errors.append(err)
                 self._safe_event("fault", f"interlock {spec.name}: {type(err).__name__}: {err}")

@@ -5,6 +5,11 @@ The file is QCoDeS' station format (``instruments:`` with ``type``, ``address``,
 twin-coupled simulation of ``sim.lab``), ``twin:`` (twin parameters, see hil.twin.params) and
 ``interlocks:`` (watched by the runner while a run goes, see hil.safety).
 
+A station whose instruments are reached through a VISA library instead (a twin served over TCP
+by ``hil twin serve``, or a real rack) names it once, ``visalib: "@py"`` (pyvisa-py), for every
+instrument; ``twin_server: {control: HOST:PORT}`` then makes ``lab.world`` the served twin's
+clock and fault injection (hil.sim.remote), so waits move the served fridge's time.
+
 Unlike QCoDeS, a parameter's ``limits`` narrow the driver's validator and may never widen it.
 """
 
@@ -15,7 +20,7 @@ import importlib.resources
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyvisa
 import qcodes
@@ -29,9 +34,16 @@ from hil.sim.backend import ProfileError, open_lab
 from hil.twin import TwinLab, TwinParams
 from hil.twin.params import TwinParamError
 
-TOP_KEYS = {"instruments", "roles", "sim", "twin", "interlocks", "constants"}
+if TYPE_CHECKING:
+    from hil.sim.backend import SimVisaLibrary
+    from hil.sim.remote import RemoteTwin
+
+TOP_KEYS = {"instruments", "roles", "sim", "twin", "interlocks", "constants", "steps"}
 INSTRUMENT_KEYS = {"type", "address", "init", "parameters"}
 PARAMETER_KEYS = {"limits", "initial_value"}
+#: A station reached through a VISA library (see the module docs and :func:`_visalib`).
+REMOTE_KEYS = {"visalib", "twin_server"}
+TOP_KEYS |= REMOTE_KEYS
 
 
 class StationError(ValueError):
@@ -46,11 +58,15 @@ class Lab:
     yaml_text: str
     station: qcodes.Station
     roles: dict[str, Instrument]
-    world: TwinLab | None = None
+    #: The twin: in-process, or served over TCP (clock and faults only); None on hardware.
+    world: TwinLab | RemoteTwin | None = None
     interlocks: list[InterlockSpec] = field(default_factory=list)  # see hil.safety
     #: What the lab knows without measuring it here (pulse duty cycle, tap ratio at room
     #: temperature, amplifier noise temperature from a Y-factor): ``constants:`` in the file.
     constants: dict[str, float] = field(default_factory=dict)
+    #: Step parameters this lab's device needs by default (``steps:``), e.g. its design
+    #: frequencies; ``--set`` still wins.
+    step_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
     _closed: bool = field(default=False, repr=False)
 
     def __getattr__(self, name: str) -> Instrument:
@@ -83,6 +99,9 @@ class Lab:
             for instrument in list(self.station.components.values()):
                 if isinstance(instrument, Instrument):
                     instrument.close()
+            close_world = getattr(self.world, "close", None)  # a served twin's control socket
+            if callable(close_world):
+                close_world()
             self._closed = True
 
 
@@ -128,6 +147,13 @@ def read_station_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
     return path, text, data
 
 
+def _step_defaults(path: Path, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    steps = data.get("steps") or {}
+    if not isinstance(steps, dict) or not all(isinstance(v, dict) for v in steps.values()):
+        raise StationError(f"{path}: steps: must map step names to {{parameter: value}}")
+    return {name: dict(values) for name, values in steps.items()}
+
+
 def _constants(path: Path, data: Mapping[str, Any]) -> dict[str, float]:
     constants = data.get("constants") or {}
     if not isinstance(constants, dict):
@@ -151,23 +177,28 @@ def load_lab(path: str | Path) -> Lab:
     path, text, data = read_station_file(path)
     world = None
     library = None
+    visalib = _visalib(path, data)
     if "sim" in data:
-        try:
-            world = TwinLab(TwinParams.from_mapping(data.get("twin"), where=f"{path}: twin"))
-        except TwinParamError as exc:
-            raise StationError(str(exc)) from None
-        library = open_lab(_resolve_lab_file(path, data["sim"]), world)
+        world, library = _open_sim(path, data)
     elif "twin" in data:
         raise StationError(f"{path}: 'twin:' parameters need a 'sim:' section (the twin only "
                            "drives simulated instruments)")
 
     station = qcodes.Station()
     lab = Lab(path=path, yaml_text=text, station=station, roles={}, world=world,
-              interlocks=_interlocks(path, data), constants=_constants(path, data))
+              interlocks=_interlocks(path, data), constants=_constants(path, data),
+              step_defaults=_step_defaults(path, data))
     try:
         manager = pyvisa.ResourceManager(library) if library is not None else None
+        if visalib is not None:
+            if "twin_server" in data:
+                lab.world = _remote_twin(path, data["twin_server"])
+            manager = _visa_manager(path, visalib)
         for name, spec in data["instruments"].items():
-            instrument = _open_instrument(path, name, spec, manager)
+            if visalib is not None:
+                instrument = _open_visa_instrument(path, name, spec, manager, lab.world)
+            else:
+                instrument = _open_instrument(path, name, spec, manager)
             station.add_component(instrument)
             _apply_parameters(path, name, instrument, spec.get("parameters") or {})
         for role, name in (data.get("roles") or {}).items():
@@ -186,6 +217,123 @@ def load_lab(path: str | Path) -> Lab:
         lab.close()
         raise
     return lab
+
+
+def _open_sim(path: Path, data: Mapping[str, Any], clock=None
+              ) -> tuple[TwinLab, SimVisaLibrary]:
+    """The twin of a station with ``sim:``, and the sim library of its lab file."""
+    try:
+        world = TwinLab(TwinParams.from_mapping(data.get("twin"), where=f"{path}: twin"), clock)
+    except TwinParamError as exc:
+        raise StationError(str(exc)) from None
+    return world, open_lab(_resolve_lab_file(path, data["sim"]), world)
+
+
+@dataclass
+class SimTwin:
+    """A simulated station's twin and devices, without its instruments (what is served)."""
+
+    path: Path
+    yaml_text: str
+    data: dict[str, Any]
+    world: TwinLab
+    library: SimVisaLibrary
+
+
+def open_twin(path: str | Path, *, clock=None) -> SimTwin:
+    """The twin and sim library of a station with ``sim:`` (``hil twin serve`` serves them).
+
+    ``clock``: the twin's clock (virtual if None, as in :func:`load_lab`).
+    """
+    path, text, data = read_station_file(path)
+    if "sim" not in data:
+        raise StationError(f"{path}: has no 'sim:' section; only a simulated station (such as "
+                           f"stations/twin.yaml) has a twin to serve")
+    _visalib(path, data)
+    world, library = _open_sim(path, data, clock)
+    return SimTwin(path=path, yaml_text=text, data=data, world=world, library=library)
+
+
+def _visalib(path: Path, data: Mapping[str, Any]) -> str | None:
+    """Check ``visalib:`` and ``twin_server:``; the VISA library every instrument opens with."""
+    visalib = data.get("visalib")
+    if "sim" in data:
+        clash = sorted(REMOTE_KEYS & set(data))
+        if clash:
+            raise StationError(f"{path}: {clash[0]}: cannot go with 'sim:' (which opens every "
+                               f"instrument on the in-process twin); a station served by `hil "
+                               f"twin serve` has visalib and twin_server, and no sim")
+        return None
+    if "visalib" in data and (not isinstance(visalib, str) or not visalib.strip()):
+        raise StationError(f"{path}: visalib: must be a VISA library spec such as '@py' "
+                           f"(pyvisa-py) or '@ivi', got {visalib!r}")
+    server = data.get("twin_server")
+    if "twin_server" in data:
+        if visalib is None:
+            raise StationError(f"{path}: twin_server: needs visalib (e.g. visalib: '@py') to "
+                               f"reach the served instruments")
+        if not isinstance(server, dict) or set(server) != {"control"}:
+            raise StationError(f"{path}: twin_server: must be {{control: HOST:PORT}}, the "
+                               f"control port `hil twin serve` prints, got {server!r}")
+        from hil.sim.remote import parse_host_port
+
+        try:
+            parse_host_port(server["control"], f"{path}: twin_server.control")
+        except ValueError as exc:
+            raise StationError(str(exc)) from None
+    return visalib
+
+
+def _remote_twin(path: Path, server: Mapping[str, Any]) -> RemoteTwin:
+    from hil.sim.remote import RemoteTwin, TwinServerError, parse_host_port
+
+    host, port = parse_host_port(server["control"], f"{path}: twin_server.control")
+    try:
+        return RemoteTwin(host, port)
+    except TwinServerError as exc:
+        raise StationError(f"{path}: twin_server.control: {exc}") from None
+
+
+def _visa_manager(path: Path, visalib: str) -> pyvisa.ResourceManager:
+    try:
+        if visalib.strip() == "@py":
+            # pyvisa-py, reporting a socket the instrument closed as a lost connection.
+            from hil.sim.remote import pyvisa_py_library
+
+            return pyvisa.ResourceManager(pyvisa_py_library())
+        return pyvisa.ResourceManager(visalib)
+    except (ImportError, OSError, ValueError) as exc:
+        hint = " (pip install pyvisa-py)" if "py" in visalib else ""
+        raise StationError(f"{path}: visalib: cannot open {visalib!r}{hint}: {exc}") from None
+
+
+def _open_visa_instrument(path: Path, name: str, spec: Mapping[str, Any],
+                          manager: pyvisa.ResourceManager, world: Any) -> Instrument:
+    where = f"{path}: instruments.{name}"
+    module_name, _, class_name = spec["type"].rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError):
+        raise StationError(f"{where}.type: cannot import {spec['type']!r}") from None
+    try:
+        resource = manager.open_resource(spec["address"])
+    except Exception as exc:  # pyvisa-py raises a bare Exception when a socket cannot connect
+        served = getattr(world, "address", None)
+        hint = (f"; is `hil twin serve` running (control {served})?" if served else "")
+        raise StationError(f"{where}.address: cannot open {spec['address']}: {exc}{hint}"
+                           ) from None
+    try:
+        return cls(name, resource=resource, **dict(spec.get("init") or {}))
+    except TypeError as exc:
+        resource.close()
+        raise StationError(f"{where}.init: {exc}") from None
+    except (pyvisa.errors.VisaIOError, OSError) as exc:  # it answered the connection, not the driver
+        resource.close()
+        raise StationError(f"{where}: {spec['address']} failed while {name} was set up: "
+                           f"{exc.args[0] if exc.args else exc}") from None
+    except BaseException:
+        resource.close()
+        raise
 
 
 def _resolve_lab_file(station_path: Path, sim: Any) -> Path:
@@ -275,4 +423,5 @@ def _refuse_unknown(data: Mapping[str, Any], known: set[str], where: str) -> Non
                            f"allowed: {', '.join(sorted(known))}")
 
 
-__all__ = ["Lab", "ProfileError", "StationError", "load_lab", "read_station_file"]
+__all__ = ["Lab", "ProfileError", "SimTwin", "StationError", "load_lab", "open_twin",
+           "read_station_file"]

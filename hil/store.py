@@ -685,6 +685,19 @@ class RunWriter:
                 self._open_steps[name] = step
             return step
 
+    def copy_results(self, name: str, results: Mapping[str, Result],
+                     attrs: Mapping[str, Any] | None = None) -> None:
+        """A step reused from an earlier run: a group holding only its results and provenance."""
+        checked = _check_results(name, results)
+        with self._lock:
+            self._check_usable()
+            self._check_step_name(name)
+            with self._structure() as f:
+                group = f.create_group(name)
+                _set_attrs(group, _step_attrs(name, attrs))
+                _write_results(group, checked)
+                self._step_names.add(name)
+
     def event(self, kind: str, message: str) -> None:
         """Add a record to the audit trail; it is on disk when this returns (SWMR-safe).
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import yaml
 from exp_support import STATION_A, bare_run, run_steps, station_b, station_variant, traffic
 
 from experiments.calibration.cryostat_check import CryostatNotReady, cryostat_check
@@ -42,7 +43,12 @@ def test_profile_b_reads_the_base_temperature(tmp_path) -> None:
 
 
 def test_a_warm_fridge_is_refused_after_its_readings_are_recorded(tmp_path) -> None:
+    """The step's own refusal (the station's 50 mK interlock is taken out: with it, the warm
+    fridge trips the interlock first and the run ends interlocked)."""
     warm = station_variant(tmp_path, "warm", {"fridge": {"t_base_k": 0.08}})
+    data = yaml.safe_load(warm.read_text())
+    data.pop("interlocks", None)
+    warm.write_text(yaml.safe_dump(data))
     out = tmp_path / "warm.h5"
     refused = r"reads (79|80)\.\d+ ± [\d.]+ mK, above max_base_k = 50 mK: no pump"
     with pytest.raises(CryostatNotReady, match=refused):

@@ -354,3 +354,32 @@ def test_an_interlock_that_ends_the_run_marks_it_interlocked(tmp_path, optical):
     assert "interlocked: " in result.output and "detector_overload" in result.output
     assert "Traceback" not in result.output
     assert open_run(cli_out).status == "interlocked"
+
+
+def test_a_trip_on_the_twin_lets_virtual_time_pass_and_gives_up_on_a_fridge_that_stays_warm(
+        tmp_path) -> None:
+    """A latched run waits in the lab's time: on the twin a fridge that never cools ends the run
+    as interlocked after give_up_s, instead of waiting forever on a clock nobody advances."""
+    import io
+
+    import yaml as _yaml
+    from rich.console import Console
+
+    from experiments.calibration.cryostat_check import cryostat_check
+    from hil.experiment import Experiment
+    from hil.runner import execute
+    from hil.safety import RunInterlocked
+    from hil.store import open_run
+
+    root = Path(__file__).resolve().parent.parent
+    data = _yaml.safe_load((root / "stations" / "twin.yaml").read_text())
+    data["twin"]["fridge"] = {"t_base_k": 0.08}
+    data["interlocks"][0]["give_up_s"] = 600
+    station = tmp_path / "warm.yaml"
+    station.write_text(_yaml.safe_dump(data))
+    with pytest.raises(RunInterlocked, match="still beyond .* after 600 s"):
+        execute(Experiment("cryostat_check", cryostat_check), station, tmp_path / "w.h5", {},
+                console=Console(file=io.StringIO()))
+    record = open_run(tmp_path / "w.h5")
+    assert record.status == "interlocked"
+    assert any("giving up" in message for _, kind, message in record.events if kind == "interlock")

@@ -12,4 +12,8 @@ backend loads the same files and honours extra keys that pyvisa-sim ignores:
 
 Wire units understood: ``m``, ``nm``, ``pm``, ``Hz``, ``GHz``, ``THz``, ``W``, ``mW``, ``dBm``,
 ``K``, ``s``, ``1`` (dimensionless) and ``bool`` (``0``/``1``).
+
+The same devices can be served on TCP sockets, one raw-SCPI port per instrument, by
+:mod:`hil.sim.server` (``hil twin serve``); :mod:`hil.sim.remote` is the client side a station
+with ``visalib: "@py"`` and ``twin_server:`` uses (the served clock, fault injection, pyvisa-py).
 """

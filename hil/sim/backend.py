@@ -143,9 +143,10 @@ class SimVisaLibrary(highlevel.SimVisaLibrary):
                            f"{', '.join(self.devices.list_resources())}") from None
 
     def inject(self, resource_name: str, kind: str, *, count: int = 1,
-               text: str = '-350,"Queue overflow"') -> None:
-        """Make an instrument misbehave: ``timeout``, ``garbage``, ``error`` or ``disconnect``."""
-        self.device(resource_name).inject(Fault(kind, count=count, text=text))
+               text: str = '-350,"Queue overflow"', seconds: float | None = None) -> None:
+        """Make an instrument misbehave: ``timeout``, ``garbage``, ``error`` or ``disconnect``;
+        or, served over TCP (hil.sim.server), its wire: ``delay`` or ``split`` (see Fault)."""
+        self.device(resource_name).inject(Fault(kind, count=count, text=text, seconds=seconds))
 
     def reconnect(self, resource_name: str) -> None:
         self.device(resource_name).reconnect()

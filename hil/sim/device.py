@@ -11,7 +11,12 @@ from pyvisa_sim.devices import Device
 
 from hil.sim.scpi import HeaderIndex
 
-FAULT_KINDS = ("timeout", "garbage", "error", "disconnect")
+FAULT_KINDS = ("timeout", "garbage", "error", "disconnect", "delay", "split")
+#: Faults of the wire, not of the instrument: the reply is right, but the TCP server of
+#: hil.sim.server sends it late (``delay``: ``seconds`` after it is ready, by default past a
+#: VISA timeout) or in several TCP packets ``seconds`` apart (``split``). In-process there is no
+#: wire: the reply arrives whole and at once.
+WIRE_FAULTS = ("delay", "split")
 GARBAGE = b"\x00\xff#?%\x13garbage"
 
 
@@ -22,12 +27,15 @@ class Fault:
     kind: str
     count: int = 1
     text: str = '-350,"Queue overflow"'
+    seconds: float | None = None  # wire faults: the delay, or the pause between packets
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {self.kind!r}; known: {', '.join(FAULT_KINDS)}")
         if self.count < 1:
             raise ValueError(f"fault count must be >= 1, got {self.count}")
+        if self.seconds is not None and not 0 <= self.seconds <= 3600:
+            raise ValueError(f"fault seconds must be in [0, 3600], got {self.seconds}")
 
 
 class SimDevice(Device):
@@ -49,6 +57,7 @@ class SimDevice(Device):
         self.scpi_matching = True  # a profile of a non-SCPI instrument turns it off
         self.trace_queries: dict[bytes, str] = {}  # query -> twin trace property (binary-capable)
         self.actions: dict[bytes, Callable[[], None]] = {}  # command -> what the twin does
+        self.wire_faults: deque[Fault] = deque()  # replies the TCP server must send oddly
 
     def remember_defaults(self) -> None:
         """Record the profile's values as what ``*RST`` restores (call once, after building)."""
@@ -74,6 +83,21 @@ class SimDevice(Device):
         self.connected = True
         self._input_buffer = bytearray()
         self._output_buffers.clear()
+        self.wire_faults.clear()
+
+    # --- for the TCP server (hil.sim.server) -------------------------------------------------
+    def take_output(self) -> bytes:
+        """Everything the device has to send, each reply with its termination, at once.
+
+        The same bytes :meth:`read` gives one at a time, for a server that writes a stream.
+        """
+        out = b"".join(bytes(buffer) for buffer in self._output_buffers)
+        self._output_buffers.clear()
+        return out
+
+    def take_wire_fault(self) -> Fault | None:
+        """The wire fault (``delay``/``split``) the replies just produced must suffer, if any."""
+        return self.wire_faults.popleft() if self.wire_faults else None
 
     # --- pyvisa-sim hooks ------------------------------------------------------------------------
     def _match(self, query: bytes) -> OptionalBytes | None:
@@ -114,6 +138,8 @@ class SimDevice(Device):
             response = NoResponse
         elif fault.kind == "garbage":
             response = GARBAGE
+        elif fault.kind in WIRE_FAULTS:
+            self.wire_faults.append(Fault(fault.kind, text=fault.text, seconds=fault.seconds))
         fault.count -= 1
         if fault.count == 0:
             self.faults.popleft()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -50,8 +51,10 @@ class TwinLab:
         self.params = params or TwinParams()
         self.physics = TwinPhysics(self.params, clock)
         self.clock = self.physics.clock
-        self.rng = np.random.default_rng(self.params.seed)
-        self._scalar_rng = random.Random(self.params.seed)  # per-reading noise: 5x cheaper than numpy
+        # One noise stream per instrument, so a thread reading one (an interlock watching the
+        # thermometer) cannot change the noise another records: runs stay reproducible.
+        self._streams: dict[str, random.Random] = {}
+        self._array_streams: dict[str, np.random.Generator] = {}
         self._through_w: float | None = None  # noiseless through-port power for the laser's state
         self._state = {slot: dict(values) for slot, values in _INITIAL_STATE.items()}
         self._vna_sweep: dict[str, np.ndarray] | None = None
@@ -179,8 +182,21 @@ class TwinLab:
         self.physics.set_fridge_loads(peak * self.params.lines.pump_duty_cycle,
                                       heater_w=self.sample_heater_power_w())
 
-    def _noisy(self, value: float, rel: float) -> float:
-        return value * (1.0 + rel * self._scalar_rng.gauss(0.0, 1.0)) if rel else value
+    def _stream(self, slot: str) -> random.Random:
+        """Scalar noise of one instrument (random.Random: 5x cheaper per reading than numpy)."""
+        if slot not in self._streams:
+            self._streams[slot] = random.Random(f"{self.params.seed}:{slot}")
+        return self._streams[slot]
+
+    def _array_stream(self, slot: str) -> np.random.Generator:
+        if slot not in self._array_streams:
+            seed = self.params.seed
+            self._array_streams[slot] = np.random.default_rng(
+                None if seed is None else [seed, zlib.crc32(slot.encode())])
+        return self._array_streams[slot]
+
+    def _noisy(self, slot: str, value: float, rel: float) -> float:
+        return value * (1.0 + rel * self._stream(slot).gauss(0.0, 1.0)) if rel else value
 
     def _through_power(self) -> float:
         """Power meter on the through port: the time average of the pulsed pump after the chip."""
@@ -188,21 +204,23 @@ class TwinLab:
             self._through_w = (self.physics.through_power_w(*self._laser())
                                * self.params.lines.pump_duty_cycle)
         averages = max(float(self._state["power_meter"]["averages"]), 1.0)
-        return self._noisy(self._through_w, self.params.noise.power_meter_rel / math.sqrt(averages))
+        return self._noisy("power_meter", self._through_w,
+                           self.params.noise.power_meter_rel / math.sqrt(averages))
 
     def _monitor_power(self) -> float:
         """Power meter on the pump's monitor tap, before the fridge (time average)."""
         average = self.physics.monitor_power_w(self.laser_emitted_power()) * self.params.lines.pump_duty_cycle
         averages = max(float(self._state["monitor_meter"]["averages"]), 1.0)
-        return self._noisy(average, self.params.noise.power_meter_rel / math.sqrt(averages))
+        return self._noisy("monitor_meter", average, self.params.noise.power_meter_rel / math.sqrt(averages))
 
     def _mxc_temperature(self) -> float:
-        return self._noisy(self.physics.mixing_chamber_k(), self.params.noise.thermometer_rel)
+        return self._noisy("cryostat", self.physics.mixing_chamber_k(), self.params.noise.thermometer_rel)
 
     def _noise_density(self) -> float:
         esa = self._state["esa"]
         psd = float(self.physics.spectrum_psd_w_per_hz(float(esa["marker_hz"]), *self._laser()))
-        return self._noisy(psd, self.params.noise.esa_marker_rel / np.sqrt(max(float(esa["averages"]), 1)))
+        rel = self.params.noise.esa_marker_rel / math.sqrt(max(float(esa["averages"]), 1))
+        return self._noisy("esa", psd, rel)
 
     def _vna_run_sweep(self) -> None:
         vna = self._state["vna"]
@@ -219,8 +237,9 @@ class TwinLab:
         for name, s in ideal.items():
             if not emitting:
                 s = np.zeros_like(s)  # RF off: the receivers see only their own noise
-            noise = (rel * np.abs(s) + floor) * (self.rng.standard_normal(s.size)
-                                                 + 1j * self.rng.standard_normal(s.size))
+            rng = self._array_stream("vna")
+            noise = (rel * np.abs(s) + floor) * (rng.standard_normal(s.size)
+                                                 + 1j * rng.standard_normal(s.size))
             sweep[name] = s + noise
         self._vna_sweep = sweep
 
@@ -242,7 +261,8 @@ class TwinLab:
         mean_dbm = self.physics.spectrum_trace_dbm(f, rbw, *self._laser())
         # Log-averaged noise reads 2.51 dB below its mean power and scatters 5.57 dB per sweep.
         sigma_db = 5.57 / np.sqrt(max(float(esa["averages"]), 1))
-        self._esa_sweep = np.asarray(mean_dbm) + sigma_db * self.rng.standard_normal(points) - 2.51
+        scatter = sigma_db * self._array_stream("esa").standard_normal(points)
+        self._esa_sweep = np.asarray(mean_dbm) + scatter - 2.51
 
     def _esa_spectrum(self) -> np.ndarray:
         """The last sweep as frequency, amplitude (dBm) pairs (the analyzer's FETC:SAN?)."""
