@@ -44,8 +44,11 @@ def main() -> None:
 @click.option("--set", "assignments", multiple=True, metavar="STEP.PARAM=VALUE",
               help="Change a step parameter; repeatable.")
 @click.option("--force", is_flag=True, help="Re-run every step of the chain, fresh or not.")
+@click.option("--realtime", is_flag=True,
+              help="On the twin: let the fridge and sweeps take wall-clock time (default: a "
+                   "virtual clock, where waiting costs nothing).")
 def run_command(experiment_name: str, station: Path | None, out: Path | None,
-                assignments: tuple[str, ...], force: bool) -> None:
+                assignments: tuple[str, ...], force: bool, realtime: bool) -> None:
     """Run EXPERIMENT (``chain`` or one step) and record it to one HDF5 file."""
     from hil.runner import default_run_path, execute
 
@@ -60,7 +63,8 @@ def run_command(experiment_name: str, station: Path | None, out: Path | None,
             raise FileExistsError(f"{out}: exists already; a run never overwrites another")
         console.print(f"[bold]{exp.name}[/] on {station} -> {out}", highlight=False)
         started = True
-        run = execute(exp, station, out, params, console=console, force=force)
+        run = execute(exp, station, out, params, console=console, force=force,
+                      realtime=realtime)
     except KeyboardInterrupt:
         _fail(f"aborted; instruments left in their safe state; data kept in {out}", 130)
     except RunInterlocked as exc:

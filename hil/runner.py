@@ -83,7 +83,7 @@ from hil.safety import (
 from hil.station import Lab, load_lab
 from hil.store import Axis, Column, Result, RunFileError, RunWriter, StepWriter, open_run
 from hil.timing import clock_of
-from hil.twin.clock import VirtualClock
+from hil.twin.clock import RealClock, VirtualClock
 
 __all__ = ["Run", "RunAborted", "RunInterlocked", "default_run_path", "execute", "resume"]
 
@@ -461,7 +461,7 @@ def calibration_store(out: Path, station: Path) -> CalibrationStore:
 
 def execute(experiment: Experiment, station: Path, out: Path,
             params: Mapping[str, Mapping[str, Any]], console: Console | None = None,
-            *, force: bool = False) -> Run:
+            *, force: bool = False, realtime: bool = False) -> Run:
     """Open the station, run the experiment, and leave the lab safe and the file truthful.
 
     A multi-step experiment (the chain) re-runs only the steps that went stale (all of them
@@ -470,7 +470,7 @@ def execute(experiment: Experiment, station: Path, out: Path,
     console = console or Console()
     store = calibration_store(out, station)
     decisions = _plan(experiment, store, force, console)
-    lab = load_lab(station)
+    lab = load_lab(station, clock=RealClock() if realtime else None)
     try:
         params = merge_station_defaults(experiment, lab.step_defaults, params, str(station))
         writer = RunWriter(out, experiment=experiment.name, station_yaml=lab.yaml_text,

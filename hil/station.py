@@ -172,14 +172,18 @@ def _interlocks(path: Path, data: Mapping[str, Any]) -> list[InterlockSpec]:
         raise StationError(str(exc)) from None
 
 
-def load_lab(path: str | Path) -> Lab:
-    """Open every instrument of a station; nothing is left open if any step fails."""
+def load_lab(path: str | Path, *, clock=None) -> Lab:
+    """Open every instrument of a station; nothing is left open if any step fails.
+
+    ``clock``: the twin's clock for a simulated station (virtual if None; a RealClock runs the
+    fridge and sweeps in wall time, for demos).
+    """
     path, text, data = read_station_file(path)
     world = None
     library = None
     visalib = _visalib(path, data)
     if "sim" in data:
-        world, library = _open_sim(path, data)
+        world, library = _open_sim(path, data, clock)
     elif "twin" in data:
         raise StationError(f"{path}: 'twin:' parameters need a 'sim:' section (the twin only "
                            "drives simulated instruments)")

@@ -135,3 +135,21 @@ def test_a_step_that_fails_mid_run_leaves_a_failed_file_with_its_traceback(tmp_p
         assert f.attrs["status"] == "failed"
         assert "FitError" in f.attrs["traceback"]
         assert f["optical_resonance_search"]["power"].shape == (201,)
+
+
+def test_realtime_runs_the_twin_on_the_wall_clock(tmp_path: Path) -> None:
+    """--realtime: waiting on the twin takes real time (a 2 s cryostat check takes >= 2 s)."""
+    import time
+
+    out = tmp_path / "rt.h5"
+    start = time.monotonic()
+    result = CliRunner().invoke(main, ["run", "cryostat_check", "--realtime", "--out", str(out),
+                                       "--set", "cryostat_check.duration_s=2",
+                                       "--set", "cryostat_check.interval_s=0.5"])
+    elapsed = time.monotonic() - start
+    assert result.exit_code == 0, result.output
+    assert elapsed >= 2.0  # a lower bound the twin's physics imposes, not a speed target
+    virtual = CliRunner().invoke(main, ["run", "cryostat_check", "--out", str(tmp_path / "v.h5"),
+                                        "--set", "cryostat_check.duration_s=600",
+                                        "--set", "cryostat_check.interval_s=60"])
+    assert virtual.exit_code == 0, virtual.output
