@@ -10,7 +10,6 @@ then a read of the complex trace (``CALC:MEAS:DATA:SDAT?``, re/im pairs) in ASCI
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Unpack
 
 import numpy as np
@@ -18,7 +17,8 @@ import numpy.typing as npt
 from qcodes.parameters import Parameter, ParameterWithSetpoints, create_on_off_val_mapping
 from qcodes.validators import Arrays, Enum, Ints, Numbers
 
-from instruments._scpi import InstrumentError, ScpiInstrument
+from instruments._scpi import InstrumentError
+from instruments._swept import SweptAnalyzer, data_format_parser
 
 if TYPE_CHECKING:
     from qcodes.instrument import VisaInstrumentKWArgs
@@ -46,16 +46,7 @@ def _w_to_dbm(watts: float) -> float:
     return 10 * math.log10(float(watts) / 1e-3)
 
 
-def _parse_data_format(reply: str) -> str:
-    """``FORM:DATA?`` reply (``ASC,0``, ``REAL,32``, ``REAL,64``) -> ``data_format`` value."""
-    wire = reply.strip().upper().replace(" ", "")
-    for name, spelling in DATA_FORMATS.items():
-        if wire == spelling or (name == "ascii" and wire.startswith("ASC")):
-            return name
-    raise ValueError(f"unknown FORM:DATA reply {reply!r}")
-
-
-class KeysightE5080B(ScpiInstrument):
+class KeysightE5080B(SweptAnalyzer):
     """Keysight E5080B ENA vector network analyzer.
 
     Frequencies are in Hz; the settable range is read from the instrument at init
@@ -73,6 +64,7 @@ class KeysightE5080B(ScpiInstrument):
 
     default_terminator = "\n"
     error_query = "SYST:ERR?"
+    data_formats = DATA_FORMATS
 
     def __init__(self, name: str, address: str | None = None,
                  **kwargs: Unpack[VisaInstrumentKWArgs]) -> None:
@@ -271,7 +263,7 @@ class KeysightE5080B(ScpiInstrument):
             "data_format",
             label="Trace transfer format",
             get_cmd="FORM:DATA?",
-            get_parser=_parse_data_format,
+            get_parser=data_format_parser(DATA_FORMATS, "FORM:DATA?"),
             set_cmd=self._set_data_format,
             vals=Enum(*DATA_FORMATS),
         )
@@ -283,29 +275,7 @@ class KeysightE5080B(ScpiInstrument):
 
         self.connect_message()
 
-    # --- frequencies -------------------------------------------------------------------------
-
-    def _frequency_setter(self, command: str, name: str) -> Callable[[float], None]:
-        def set_and_reread(value: float) -> None:
-            self.write(f"{command} {value:.0f}")
-            for parameter in self._frequency_parameters:
-                if parameter.name != name:
-                    parameter.get()
-
-        return set_and_reread
-
-    def _points_latest(self) -> int:
-        return self.points.get_latest()
-
-    def _frequency_axis(self) -> npt.NDArray[np.float64]:
-        return np.linspace(self.start.get(), self.stop.get(), self.points.get())
-
     # --- data --------------------------------------------------------------------------------
-
-    def _set_data_format(self, name: str) -> None:
-        self.write(f"FORM:DATA {DATA_FORMATS[name]}")
-        if name != "ascii":
-            self.write("FORM:BORD SWAP")
 
     def fetch_trace(self) -> npt.NDArray[np.complex128]:
         """Complex S-parameter of the last sweep, one value per point (starts no sweep)."""

@@ -18,7 +18,6 @@ acquisition.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Unpack
 
 import numpy as np
@@ -26,7 +25,8 @@ import numpy.typing as npt
 from qcodes.parameters import Parameter, ParameterWithSetpoints, create_on_off_val_mapping
 from qcodes.validators import Arrays, Enum, Ints, Numbers
 
-from instruments._scpi import InstrumentError, ScpiInstrument
+from instruments._scpi import InstrumentError
+from instruments._swept import SweptAnalyzer, data_format_parser
 
 if TYPE_CHECKING:
     from qcodes.instrument import VisaInstrumentKWArgs
@@ -58,23 +58,12 @@ _BINARY_DATATYPES = {"real32": "f", "real64": "d"}
 TRACE_QUERY = ":FETC:SAN1?"
 
 
-def _parse_data_format(reply: str) -> str:
-    """``:FORM:DATA?`` reply (``ASC``/``ASC,8``, ``REAL,32``, ``REAL,64``) -> ``data_format``."""
-    wire = reply.strip().upper().replace(" ", "")
-    if wire.startswith("ASC"):
-        return "ascii"
-    for name, spelling in DATA_FORMATS.items():
-        if wire == spelling:
-            return name
-    raise ValueError(f"unknown :FORM:DATA reply {reply!r}")
-
-
 def _parse_options(reply: str) -> tuple[str, ...]:
     """``*OPT?`` reply (``"526,B40,EA3"``) -> ``("526", "B40", "EA3")``."""
     return tuple(opt.strip() for opt in reply.strip().strip('"').split(",") if opt.strip())
 
 
-class KeysightN9030B(ScpiInstrument):
+class KeysightN9030B(SweptAnalyzer):
     """Keysight N9030B PXA signal analyzer in swept spectrum analysis.
 
     At init the analyzer is put in Signal Analyzer mode and the Swept SA measurement if it is
@@ -89,6 +78,8 @@ class KeysightN9030B(ScpiInstrument):
 
     default_terminator = "\n"
     error_query = ":SYST:ERR?"
+    command_prefix = ":"
+    data_formats = DATA_FORMATS
 
     def __init__(self, name: str, address: str | None = None,
                  **kwargs: Unpack[VisaInstrumentKWArgs]) -> None:
@@ -293,7 +284,7 @@ class KeysightN9030B(ScpiInstrument):
             "data_format",
             label="Trace transfer format",
             get_cmd=":FORM:DATA?",
-            get_parser=_parse_data_format,
+            get_parser=data_format_parser(DATA_FORMATS, ":FORM:DATA?"),
             set_cmd=self._set_data_format,
             vals=Enum(*DATA_FORMATS),
         )
@@ -349,29 +340,7 @@ class KeysightN9030B(ScpiInstrument):
 
         self.connect_message()
 
-    # --- frequencies -------------------------------------------------------------------------
-
-    def _frequency_setter(self, command: str, name: str) -> Callable[[float], None]:
-        def set_and_reread(value: float) -> None:
-            self.write(f"{command} {value:.0f}")
-            for parameter in self._frequency_parameters:
-                if parameter.name != name:
-                    parameter.get()
-
-        return set_and_reread
-
-    def _points_latest(self) -> int:
-        return self.points.get_latest()
-
-    def _frequency_axis(self) -> npt.NDArray[np.float64]:
-        return np.linspace(self.start.get(), self.stop.get(), self.points.get())
-
     # --- data --------------------------------------------------------------------------------
-
-    def _set_data_format(self, name: str) -> None:
-        self.write(f":FORM:DATA {DATA_FORMATS[name]}")
-        if name != "ascii":
-            self.write(":FORM:BORD SWAP")
 
     def fetch_spectrum(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Frequencies (Hz) and amplitudes (dBm) of trace 1 from the last acquisition.
