@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from qcodes.parameters import Parameter
 
-from experiments.calibration._checks import check, check_range
+from experiments._checks import check, check_range
 from hil.analysis.stability import level
 from hil.calibration import calibration
 from hil.plotting import save_fit_plot

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from qcodes.parameters import Parameter
 
-from experiments.calibration._checks import check, check_range, parse_list
+from experiments._checks import check, check_range, parse_list
 from hil.analysis.cooling import fit_cooling
 from hil.analysis.stability import level
 from hil.calibration import calibration

@@ -13,7 +13,7 @@ import numpy as np
 from qcodes.parameters import Parameter, ParameterWithSetpoints
 from qcodes.validators import Arrays
 
-from experiments.calibration._checks import check, check_range, check_settable
+from experiments._checks import check, check_range, check_settable
 from hil.analysis.reflection import FitError, fit_reflection
 from hil.calibration import calibration
 from hil.plotting import save_complex_fit_plot

@@ -24,7 +24,7 @@ import math
 import numpy as np
 from scipy.constants import c as SPEED_OF_LIGHT
 
-from experiments.calibration._checks import check, check_range, check_settable, parse_list
+from experiments._checks import check, check_range, check_settable, parse_list
 from hil.analysis.pump_path import fit_ratio, pump_path
 from hil.calibration import calibration, require
 from hil.plotting import save_fit_plot

@@ -21,6 +21,7 @@ from qcodes.parameters import Parameter, ParameterWithSetpoints
 from qcodes.validators import Arrays, Numbers
 from scipy.constants import c as SPEED_OF_LIGHT
 
+from experiments._checks import allowed_range, check_int, check_range, refuse
 from experiments.calibration.optical_resonance import LASER_STEP_M
 from hil.analysis.efficiency import (
     CooperativityFit,
@@ -33,25 +34,6 @@ from hil.analysis.transducer import Rates, s_element
 from hil.calibration import require
 from hil.store import Result
 from hil.timing import wait
-
-
-def refuse(step: str, message: str) -> ValueError:
-    """The error a step raises for a bad parameter: ``"<step>: <message>"``."""
-    return ValueError(f"{step}: {message}")
-
-
-def check_range(step: str, name: str, value: float, low: float, high: float, unit: str = "") -> None:
-    """Refuse ``value`` unless it is a number in [low, high]."""
-    ok = (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-          and low <= value <= high)
-    if not ok:
-        raise refuse(step, f"{name} must be in [{low:g}, {high:g}] {unit}".rstrip() + f", got {value!r}")
-
-
-def check_int(step: str, name: str, value: int, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise refuse(step, f"{name} must be an integer in [{low}, {high}], got {value!r}")
-
 
 # --- earlier results ------------------------------------------------------------------------
 
@@ -107,25 +89,13 @@ def eta_max_with_error(priors: Priors) -> tuple[float, float]:
 # --- the pump ------------------------------------------------------------------------------
 
 
-def numeric_range(parameter) -> tuple[float, float]:
-    """The range every validator of a parameter allows (station limits narrow the driver's)."""
-    low, high = -math.inf, math.inf
-    for validator in getattr(parameter, "validators", ()) or ():
-        lo, hi = getattr(validator, "min_value", None), getattr(validator, "max_value", None)
-        if lo is not None:
-            low = max(low, float(lo))
-        if hi is not None:
-            high = min(high, float(hi))
-    return low, high
-
-
 def power_range_w(instrument) -> tuple[float, float]:
     """Settable output power (W) of a laser or a VNA: ``power``'s validators intersected with
     those of ``power_dbm`` where the driver has one (station limits are usually set there)."""
-    low, high = numeric_range(instrument.power)
+    low, high = allowed_range(instrument.power)
     dbm = getattr(instrument, "power_dbm", None)
     if dbm is not None:
-        lo_dbm, hi_dbm = numeric_range(dbm)
+        lo_dbm, hi_dbm = allowed_range(dbm)
         if math.isfinite(lo_dbm):
             low = max(low, 1e-3 * 10 ** (lo_dbm / 10))
         if math.isfinite(hi_dbm):
@@ -204,7 +174,7 @@ def start_pump(lab, wavelength_m: float, power_w: float, monitor_averages: int) 
 
 
 def check_wavelength(step: str, lab, wavelength_m: float) -> None:
-    low, high = numeric_range(lab.pump.wavelength)
+    low, high = allowed_range(lab.pump.wavelength)
     check_range(step, "pump wavelength", wavelength_m, low, high, "m (the laser's range)")
 
 
@@ -253,20 +223,20 @@ class Vna:
         self.if_bandwidth_hz, self.power_dbm, self.averages = if_bandwidth_hz, power_dbm, averages
         self._window: Window | None = None
         self._last: dict[str, np.ndarray] = {}
-        low, high = numeric_range(vna.if_bandwidth)
+        low, high = allowed_range(vna.if_bandwidth)
         check_range(step, "if_bandwidth_hz", if_bandwidth_hz, low, high, "Hz (the VNA's range)")
         p_low, p_high = power_range_w(vna)
         check_range(step, "vna_power_dbm", power_dbm, 10 * math.log10(p_low / 1e-3),
                     10 * math.log10(p_high / 1e-3), "dBm (the VNA's range on this station)")
-        a_low, a_high = numeric_range(vna.averages)
+        a_low, a_high = allowed_range(vna.averages)
         check_int(step, "averages", averages, int(max(a_low, 1)), int(min(a_high, 10_000)))
 
     def check_window(self, window: Window, what: str) -> None:
-        f_low, f_high = numeric_range(self.vna.start)
-        if not (f_low <= window.start_hz and window.stop_hz <= min(f_high, numeric_range(self.vna.stop)[1])):
+        f_low, f_high = allowed_range(self.vna.start)
+        if not (f_low <= window.start_hz and window.stop_hz <= min(f_high, allowed_range(self.vna.stop)[1])):
             raise refuse(self.step, f"{what}: the window {window.start_hz:.0f}..{window.stop_hz:.0f} Hz "
                                     f"is outside the VNA's range [{f_low:g}, {f_high:g}] Hz")
-        p_low, p_high = numeric_range(self.vna.points)
+        p_low, p_high = allowed_range(self.vna.points)
         check_int(self.step, f"{what} points", window.points, int(max(p_low, 3)), int(p_high))
 
     def setup(self) -> None:
@@ -279,7 +249,7 @@ class Vna:
         vna.enable_output()
 
     def set_averages(self, averages: int) -> None:
-        a_low, a_high = numeric_range(self.vna.averages)
+        a_low, a_high = allowed_range(self.vna.averages)
         check_int(self.step, "averages", averages, int(max(a_low, 1)), int(min(a_high, 10_000)))
         self.vna.averages(averages)
         if hasattr(self.vna, "averaging"):

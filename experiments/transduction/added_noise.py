@@ -24,6 +24,7 @@ import numpy as np
 from qcodes.parameters import Parameter
 
 from experiments.transduction._common import (
+    allowed_range,
     check_int,
     check_range,
     check_wavelength,
@@ -31,7 +32,6 @@ from experiments.transduction._common import (
     laser_powers,
     load_priors,
     measure_pump_detuning,
-    numeric_range,
     on_chip_peak_w,
     on_grid,
     one_laser_power,
@@ -82,15 +82,15 @@ def added_noise(lab, run, *, powers: int = 5, power_min_w: float = 0.0, power_ma
     offset = off_resonance_offset_hz or 20 * rates.kappa_m_hz
     check_range(STEP, "off_resonance_offset_hz", offset, 5 * rates.kappa_m_hz, math.inf,
                 "Hz (at least 5 microwave linewidths; 0 = 20)")
-    low, high = numeric_range(esa.rbw)
+    low, high = allowed_range(esa.rbw)
     check_range(STEP, "rbw_hz", rbw_hz, low, min(high, rates.kappa_m_hz / 10),
                 "Hz (the analyzer's range, and at most kappa_m/10)")
-    low, high = numeric_range(esa.points)
+    low, high = allowed_range(esa.points)
     check_int(STEP, "esa_points", esa_points, int(max(low, 3)), int(high))
-    low, high = numeric_range(esa.averages)
+    low, high = allowed_range(esa.averages)
     check_int(STEP, "esa_averages", esa_averages, int(max(low, 1)), int(high))
     span = 20 * rbw_hz
-    f_low, f_high = numeric_range(esa.start)[0], numeric_range(esa.stop)[1]
+    f_low, f_high = allowed_range(esa.start)[0], allowed_range(esa.stop)[1]
     for f in (f_m, f_m + offset):
         if not f_low <= f - span / 2 < f + span / 2 <= f_high:
             raise refuse(STEP, f"{f:.0f} Hz is outside the analyzer's range [{f_low:g}, {f_high:g}] Hz; "

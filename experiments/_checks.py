@@ -7,23 +7,36 @@ narrowed by the station's ``limits:``): nothing is sent.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from qcodes.parameters import Parameter
 from qcodes.validators import Ints, Numbers
 
 
+def refuse(step: str, message: str) -> ValueError:
+    """The error a step raises for a bad parameter: ``"<step>: <message>"``."""
+    return ValueError(f"{step}: {message}")
+
+
 def check(step: str, condition: bool, message: str) -> None:
     """Raise ``ValueError("<step>: <message>")`` unless ``condition``."""
     if not condition:
-        raise ValueError(f"{step}: {message}")
+        raise refuse(step, message)
 
 
 def check_range(step: str, name: str, value: float, low: float, high: float, unit: str = "") -> None:
     """``low <= value <= high`` (and a finite number), or a ValueError saying so."""
     u = f" {unit}" if unit else ""
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high
+    ok = (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+          and low <= value <= high)
     check(step, ok, f"{name} must be in [{low:g}, {high:g}]{u}, got {value!r}")
+
+
+def check_int(step: str, name: str, value: int, low: int, high: int) -> None:
+    """An integer in [low, high], or a ValueError saying so."""
+    ok = not isinstance(value, bool) and isinstance(value, int) and low <= value <= high
+    check(step, ok, f"{name} must be an integer in [{low}, {high}], got {value!r}")
 
 
 def check_settable(step: str, name: str, value: float, parameter: Parameter, unit: str = "") -> None:
