@@ -33,3 +33,13 @@ def profile_copy(tmp_path: Path) -> Callable[[str], str]:
         return f"{target}@sim"
 
     return make
+
+
+@pytest.fixture
+def optical(tmp_path: Path) -> Path:
+    """The laser-and-power-meter corner of the twin lab, as a station file."""
+    from station_support import OPTICAL_STATION
+
+    station = tmp_path / "optical.yaml"
+    station.write_text(OPTICAL_STATION)
+    return station

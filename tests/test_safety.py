@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from qcodes.instrument import Instrument
 from rich.console import Console
+from station_support import OPTICAL_STATION
 
 from hil.cli import main
 from hil.experiment import Experiment
@@ -26,33 +27,6 @@ from instruments.santec_tsl570 import dbm_to_w
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# The optical corner of the twin lab, as these tests need it (stations/twin.yaml grows with the
-# lab; the tests keep to what they exercise).
-OPTICAL_STATION = """\
-sim:
-  lab: sim_profiles:lab.yaml
-twin:
-  seed: 1
-instruments:
-  laser:
-    type: instruments.santec_tsl570.SantecTSL570
-    address: TCPIP0::192.168.1.50::5000::SOCKET
-    parameters:
-      power_dbm: {limits: [-15, 10]}
-  powermeter:
-    type: instruments.thorlabs_pm100d.ThorlabsPM100D
-    address: USB0::0x1313::0x8078::P0012345::INSTR
-roles:
-  pump: laser
-  meter: powermeter
-"""
-
-
-@pytest.fixture
-def optical(tmp_path) -> Path:
-    station = tmp_path / "optical.yaml"
-    station.write_text(OPTICAL_STATION)
-    return station
 
 TOY_FRIDGE = '''
 from qcodes.instrument import Instrument
