@@ -9,9 +9,11 @@ after every write and turns what it finds into an :class:`InstrumentError`.
 from __future__ import annotations
 
 import re
-from typing import ClassVar
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 from qcodes.instrument import VisaInstrument
+from qcodes.parameters import ParameterBase
 
 _LEADING_CODE = re.compile(r"^\s*([+-]?\d+)\s*(?:,|$)")
 
@@ -74,3 +76,16 @@ class ScpiInstrument(VisaInstrument):
                 return errors
         errors.append(f"(error queue not empty after {self.max_error_reads} reads)")
         return errors
+
+
+def set_all(steps: Iterable[tuple[ParameterBase, Any]]) -> None:
+    """Set each parameter in turn, attempting every step even when one fails; re-raise the
+    first failure. Safe states use it: one stuck setting must not leave the others live."""
+    failure: Exception | None = None
+    for parameter, value in steps:
+        try:
+            parameter.set(value)
+        except Exception as exc:  # the remaining steps must still run
+            failure = failure or exc
+    if failure is not None:
+        raise failure

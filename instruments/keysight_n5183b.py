@@ -16,7 +16,7 @@ from qcodes.instrument_drivers.Keysight import KeysightN5183B as _QcodesN5183B
 from qcodes.parameters import Parameter, ParameterBase, create_on_off_val_mapping
 from qcodes.validators import Numbers
 
-from instruments._scpi import ScpiInstrument
+from instruments._scpi import ScpiInstrument, set_all
 
 if TYPE_CHECKING:
     from qcodes.instrument import VisaInstrumentKWArgs
@@ -143,11 +143,4 @@ class KeysightN5183B(ScpiInstrument, _QcodesN5183B):
         if self.has_pulse_modulation:
             steps.append((self.parameters["pulse_modulation"], False))
         steps.append((self.modulation_output, False))
-        failure: Exception | None = None
-        for parameter, value in steps:
-            try:
-                parameter.set(value)
-            except Exception as exc:  # the other steps must still run
-                failure = failure or exc
-        if failure is not None:
-            raise failure
+        set_all(steps)

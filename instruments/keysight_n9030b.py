@@ -25,7 +25,7 @@ import numpy.typing as npt
 from qcodes.parameters import Parameter, ParameterWithSetpoints, create_on_off_val_mapping
 from qcodes.validators import Arrays, Enum, Ints, Numbers
 
-from instruments._scpi import InstrumentError
+from instruments._scpi import InstrumentError, set_all
 from instruments._swept import SweptAnalyzer, data_format_parser
 
 if TYPE_CHECKING:
@@ -409,11 +409,4 @@ class KeysightN9030B(SweptAnalyzer):
         (e.g. when a pump tone is switched onto a line set up for noise measurements). Both
         steps are attempted even if the first one fails; the first failure is re-raised.
         """
-        failure: Exception | None = None
-        for parameter, value in ((self.preamp, False), (self.attenuation, SAFE_ATTENUATION_DB)):
-            try:
-                parameter.set(value)
-            except Exception as exc:  # the other step must still run
-                failure = failure or exc
-        if failure is not None:
-            raise failure
+        set_all([(self.preamp, False), (self.attenuation, SAFE_ATTENUATION_DB)])

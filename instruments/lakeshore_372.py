@@ -34,7 +34,7 @@ from qcodes.instrument import (
 from qcodes.parameters import Group, GroupParameter, Parameter
 from qcodes.validators import Enum, Ints, MultiType, Numbers, Strings
 
-from instruments._scpi import InstrumentError
+from instruments._scpi import InstrumentError, set_all
 
 if TYPE_CHECKING:
     from qcodes.instrument import VisaInstrumentKWArgs
@@ -537,14 +537,7 @@ class LakeShore372(VisaInstrument):
             (self.still_heater.enabled, False),
             (self.still_heater.power_percent, 0),
         ]
-        failure: Exception | None = None
-        for parameter, value in steps:
-            try:
-                parameter.set(value)
-            except Exception as exc:  # the other heaters must still be turned off
-                failure = failure or exc
-        if failure is not None:
-            raise failure
+        set_all(steps)
 
 
 __all__ = [

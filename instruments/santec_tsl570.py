@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Unpack
 from qcodes.parameters import Parameter, create_on_off_val_mapping
 from qcodes.validators import Numbers, Strings
 
-from instruments._scpi import ScpiInstrument
+from instruments._scpi import ScpiInstrument, set_all
 
 if TYPE_CHECKING:
     from qcodes.instrument import VisaInstrumentKWArgs
@@ -119,11 +119,4 @@ class SantecTSL570(ScpiInstrument):
 
         Both steps are attempted even if the first one fails; the first failure is re-raised.
         """
-        failure: Exception | None = None
-        for parameter, value in ((self.output, False), (self.shutter_closed, True)):
-            try:
-                parameter.set(value)
-            except Exception as exc:  # the other step must still run
-                failure = failure or exc
-        if failure is not None:
-            raise failure
+        set_all([(self.output, False), (self.shutter_closed, True)])
