@@ -340,6 +340,30 @@ class ConversionPoint:
         return value, math.hypot(err, value * self.gain_rel_err)
 
 
+def conversion_windows(step: str, lab, priors: Priors, *, span_linewidths: float, points: int,
+                       reference_offset_hz: float, reference_points: int, if_bandwidth_hz: float,
+                       vna_power_dbm: float, averages: int) -> tuple[Vna, Window, Window]:
+    """The VNA and its two windows for the conversion measurements: ``span_linewidths``
+    microwave linewidths around f_m, and a reference window far enough off resonance (0: 20
+    linewidths) for the bidirectional calibration's reflections; checked before any write."""
+    check_range(step, "span_linewidths", span_linewidths, 1.0, 100.0)
+    check_int(step, "points", points, 11, 20001)
+    check_int(step, "reference_points", reference_points, 3, 20001)
+    rates = priors.rates
+    widest = max(rates.kappa_o_hz, rates.kappa_m_hz)
+    offset = reference_offset_hz or 20 * widest
+    check_range(step, "reference_offset_hz", offset, 5 * widest, math.inf,
+                "Hz (at least 5 linewidths off resonance; 0 = 20 linewidths)")
+    vna = Vna(step, lab.vna, if_bandwidth_hz=if_bandwidth_hz, power_dbm=vna_power_dbm,
+              averages=averages)
+    main = Window.around("frequency", priors.f_m_hz, span_linewidths * rates.kappa_m_hz, points)
+    reference = Window.around("reference_frequency", priors.f_m_hz + offset, 2 * rates.kappa_m_hz,
+                              reference_points)
+    vna.check_window(main, "span_linewidths")
+    vna.check_window(reference, "reference_offset_hz")
+    return vna, main, reference
+
+
 def conversion_measured(vna: Vna, main: Window, reference: Window) -> dict[str, Parameter]:
     """What each pump setting records: S21 and S12 over the conversion window, S11 and S22
     over the reference window off resonance (the bidirectional calibration, physics.md §1.8)."""

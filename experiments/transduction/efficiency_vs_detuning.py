@@ -23,13 +23,12 @@ from scipy.constants import c as SPEED_OF_LIGHT
 
 from experiments.calibration.optical_resonance import LASER_STEP_M
 from experiments.transduction._common import (
-    Vna,
-    Window,
     check_int,
     check_range,
     check_wavelength,
     conversion_measured,
     conversion_points,
+    conversion_windows,
     finish,
     load_priors,
     on_grid,
@@ -61,21 +60,12 @@ def efficiency_vs_detuning(lab, run, *, pump_power_w: float = 0.0, half_span_lin
     power = one_laser_power(STEP, laser, "pump_power_w", pump_power_w)
     check_range(STEP, "half_span_linewidths", half_span_linewidths, 0.5, 20.0)
     check_int(STEP, "max_points", max_points, 5, 401)
-    check_range(STEP, "span_linewidths", span_linewidths, 1.0, 100.0)
-    check_int(STEP, "points", points, 11, 20001)
-    check_int(STEP, "reference_points", reference_points, 3, 20001)
     check_int(STEP, "monitor_averages", monitor_averages, 1, 10_000)
     rates = priors.rates
-    offset = reference_offset_hz or 20 * max(rates.kappa_o_hz, rates.kappa_m_hz)
-    check_range(STEP, "reference_offset_hz", offset, 5 * max(rates.kappa_o_hz, rates.kappa_m_hz),
-                math.inf, "Hz (at least 5 linewidths off resonance; 0 = 20 linewidths)")
-    vna = Vna(STEP, lab.vna, if_bandwidth_hz=if_bandwidth_hz, power_dbm=vna_power_dbm,
-              averages=averages)
-    main = Window.around("frequency", priors.f_m_hz, span_linewidths * rates.kappa_m_hz, points)
-    reference = Window.around("reference_frequency", priors.f_m_hz + offset, 2 * rates.kappa_m_hz,
-                              reference_points)
-    vna.check_window(main, "span_linewidths")
-    vna.check_window(reference, "reference_offset_hz")
+    vna, main, reference = conversion_windows(
+        STEP, lab, priors, span_linewidths=span_linewidths, points=points,
+        reference_offset_hz=reference_offset_hz, reference_points=reference_points,
+        if_bandwidth_hz=if_bandwidth_hz, vna_power_dbm=vna_power_dbm, averages=averages)
     wavelengths = _wavelength_grid(priors.pump_wavelength_m, half_span_linewidths * rates.kappa_o_hz,
                                    max_points)
     for w in (wavelengths[0], wavelengths[-1]):

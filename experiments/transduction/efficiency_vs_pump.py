@@ -28,13 +28,11 @@ import math
 import numpy as np
 
 from experiments.transduction._common import (
-    Vna,
-    Window,
     check_int,
-    check_range,
     check_wavelength,
     conversion_measured,
     conversion_points,
+    conversion_windows,
     duty_cycle,
     eta_max_with_error,
     finish,
@@ -82,22 +80,13 @@ def efficiency_vs_pump(lab, run, *, powers: int = 12, power_min_w: float = 0.0,
     planned = laser_powers(STEP, laser, powers, power_min_w, power_max_w)
     operating = one_laser_power(STEP, laser, "operating_power_w", operating_power_w,
                                 default=float(planned[-1]))
-    check_range(STEP, "span_linewidths", span_linewidths, 1.0, 100.0)
-    check_int(STEP, "points", points, 11, 20001)
-    check_int(STEP, "reference_points", reference_points, 3, 20001)
     check_int(STEP, "operating_averages", operating_averages, 1, 10_000)
     check_int(STEP, "monitor_averages", monitor_averages, 1, 10_000)
     rates = priors.rates
-    offset = reference_offset_hz or 20 * max(rates.kappa_o_hz, rates.kappa_m_hz)
-    check_range(STEP, "reference_offset_hz", offset, 5 * max(rates.kappa_o_hz, rates.kappa_m_hz),
-                math.inf, "Hz (at least 5 linewidths off resonance; 0 = 20 linewidths)")
-    vna = Vna(STEP, lab.vna, if_bandwidth_hz=if_bandwidth_hz, power_dbm=vna_power_dbm,
-              averages=averages)
-    main = Window.around("frequency", priors.f_m_hz, span_linewidths * rates.kappa_m_hz, points)
-    reference = Window.around("reference_frequency", priors.f_m_hz + offset, 2 * rates.kappa_m_hz,
-                              reference_points)
-    vna.check_window(main, "span_linewidths")
-    vna.check_window(reference, "reference_offset_hz")
+    vna, main, reference = conversion_windows(
+        STEP, lab, priors, span_linewidths=span_linewidths, points=points,
+        reference_offset_hz=reference_offset_hz, reference_points=reference_points,
+        if_bandwidth_hz=if_bandwidth_hz, vna_power_dbm=vna_power_dbm, averages=averages)
     wavelength = on_grid(priors.pump_wavelength_m)
     check_wavelength(STEP, lab, wavelength)
 
