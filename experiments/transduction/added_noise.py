@@ -39,11 +39,11 @@ from experiments.transduction._common import (
     refuse,
     start_pump,
 )
-from experiments.transduction._plots import save_series_plot
 from hil.analysis.noise import added_noise as added_noise_of
 from hil.analysis.noise import dbm_to_w, internal_bath, output_occupancy
 from hil.analysis.transducer import Rates, s_element
 from hil.calibration import calibration, require
+from hil.plotting import save_series_plot
 from hil.store import Result
 
 STEP = "added_noise"

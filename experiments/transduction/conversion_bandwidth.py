@@ -29,10 +29,10 @@ from experiments.transduction._common import (
     pump_setpoint,
     start_pump,
 )
-from experiments.transduction._plots import save_series_plot
 from hil.analysis.bandwidth import fwhm
 from hil.analysis.lorentzian import FitError
 from hil.calibration import calibration
+from hil.plotting import save_series_plot
 from hil.store import Result
 
 STEP = "conversion_bandwidth"

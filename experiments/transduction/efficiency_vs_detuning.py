@@ -35,9 +35,9 @@ from experiments.transduction._common import (
     one_laser_power,
     start_pump,
 )
-from experiments.transduction._plots import save_series_plot
 from hil.analysis.detuning import fit_detuning
 from hil.calibration import calibration
+from hil.plotting import save_series_plot
 from hil.store import Result
 
 STEP = "efficiency_vs_detuning"

@@ -45,10 +45,10 @@ from experiments.transduction._common import (
     pump_setpoint,
     start_pump,
 )
-from experiments.transduction._plots import save_series_plot
 from hil.analysis.efficiency import fit_slope
 from hil.analysis.transducer import conversion_efficiency, g0_from_cooperativity_slope
 from hil.calibration import calibration
+from hil.plotting import save_series_plot
 from hil.store import Result
 
 STEP = "efficiency_vs_pump"
