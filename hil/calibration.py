@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hil.store import Result
+from hil.results import Result
 
 DEFAULT_VALID_FOR_S = 3600.0
 STORE_NAME = "calibrations.json"

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from hil import experiment as experiments
+from hil.results import Result
 from hil.safety import RunInterlocked
-from hil.store import Result
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError)
@@ -294,9 +294,9 @@ def twin_serve_command(station: Path | None, host: str, port_base: int, control_
 
     import yaml
 
+    from hil.clock import RealClock
     from hil.sim.server import TwinServer, station_names, tcp_station, write_json_atomic
     from hil.station import open_twin
-    from hil.twin.clock import RealClock
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))

@@ -65,6 +65,7 @@ from rich.progress import (
 from rich.text import Text
 
 from hil.calibration import CalibrationStore, Decision, plan, valid_for_of
+from hil.clock import RealClock, VirtualClock, clock_of
 from hil.experiment import (
     Experiment,
     ExperimentError,
@@ -73,6 +74,7 @@ from hil.experiment import (
     merge_station_defaults,
     step_parameters,
 )
+from hil.results import Result
 from hil.safety import (
     InstrumentGuard,
     RunAborted,
@@ -81,9 +83,7 @@ from hil.safety import (
     lab_instruments,
 )
 from hil.station import Lab, load_lab
-from hil.store import Axis, Column, Result, RunFileError, RunWriter, StepWriter, open_run
-from hil.timing import clock_of
-from hil.twin.clock import RealClock, VirtualClock
+from hil.store import Axis, Column, RunFileError, RunWriter, StepWriter, open_run
 
 __all__ = ["Run", "RunAborted", "RunInterlocked", "default_run_path", "execute", "resume"]
 

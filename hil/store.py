@@ -95,6 +95,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import h5py
 import numpy as np
 
+from hil.results import Result
+
 if TYPE_CHECKING:
     import xarray
 
@@ -143,25 +145,6 @@ _NOT_RESUMED_ROOT_ATTRS = frozenset({"status", "ended", "traceback", "snapshot_e
 
 class RunFileError(OSError):
     """A run file cannot be read, or is not a run file, or cannot be resumed."""
-
-
-@dataclass(frozen=True)
-class Result:
-    """A fitted value with its uncertainty (standard error, same unit), if known."""
-
-    value: float
-    unit: str
-    stderr: float | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "value", _as_float(self.value, "Result value"))
-        if not isinstance(self.unit, str):
-            raise ValueError(f"Result unit must be a string, got {self.unit!r}")
-        if self.stderr is not None:
-            stderr = _as_float(self.stderr, "Result stderr")
-            if stderr < 0:
-                raise ValueError(f"Result stderr must not be negative, got {stderr!r}")
-            object.__setattr__(self, "stderr", stderr)
 
 
 @dataclass(frozen=True, eq=False)

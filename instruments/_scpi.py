@@ -8,6 +8,7 @@ after every write and turns what it finds into an :class:`InstrumentError`.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -16,6 +17,16 @@ from qcodes.instrument import VisaInstrument
 from qcodes.parameters import ParameterBase
 
 _LEADING_CODE = re.compile(r"^\s*([+-]?\d+)\s*(?:,|$)")
+
+
+def dbm_to_w(dbm: float) -> float:
+    """Power in W from dBm (0 dBm = 1 mW): the drivers' one conversion for SI power parameters."""
+    return 1e-3 * 10 ** (float(dbm) / 10)
+
+
+def w_to_dbm(watts: float) -> float:
+    """Power in dBm from W."""
+    return 10 * math.log10(float(watts) / 1e-3)
 
 
 class InstrumentError(RuntimeError):

@@ -9,7 +9,6 @@ then a read of the complex trace (``CALC:MEAS:DATA:SDAT?``, re/im pairs) in ASCI
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Unpack
 
 import numpy as np
@@ -17,7 +16,7 @@ import numpy.typing as npt
 from qcodes.parameters import Parameter, ParameterWithSetpoints, create_on_off_val_mapping
 from qcodes.validators import Arrays, Enum, Ints, Numbers
 
-from instruments._scpi import InstrumentError
+from instruments._scpi import InstrumentError, dbm_to_w, w_to_dbm
 from instruments._swept import SweptAnalyzer, data_format_parser
 
 if TYPE_CHECKING:
@@ -37,13 +36,6 @@ _BINARY_DATATYPES = {"real32": "f", "real64": "d"}
 
 TRACE_QUERY = "CALC:MEAS:DATA:SDAT?"
 
-
-def _dbm_to_w(dbm: float) -> float:
-    return 1e-3 * 10 ** (float(dbm) / 10)
-
-
-def _w_to_dbm(watts: float) -> float:
-    return 10 * math.log10(float(watts) / 1e-3)
 
 
 class KeysightE5080B(SweptAnalyzer):
@@ -204,9 +196,9 @@ class KeysightE5080B(SweptAnalyzer):
             "power",
             label="Source power",
             unit="W",
-            get_cmd=lambda: _dbm_to_w(self.power_dbm.get()),
-            set_cmd=lambda watts: self.power_dbm.set(round(_w_to_dbm(watts), 2)),
-            vals=Numbers(_dbm_to_w(POWER_MIN_DBM), _dbm_to_w(POWER_MAX_DBM)),
+            get_cmd=lambda: dbm_to_w(self.power_dbm.get()),
+            set_cmd=lambda watts: self.power_dbm.set(round(w_to_dbm(watts), 2)),
+            vals=Numbers(dbm_to_w(POWER_MIN_DBM), dbm_to_w(POWER_MAX_DBM)),
         )
         """Source power in W, through ``power_dbm`` so station limits on it hold here too."""
 

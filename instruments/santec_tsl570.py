@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Unpack
 
 from qcodes.parameters import Parameter, create_on_off_val_mapping
 from qcodes.validators import Numbers, Strings
 
-from instruments._scpi import ScpiInstrument, set_all
+from instruments._scpi import ScpiInstrument, dbm_to_w, set_all, w_to_dbm
 
 if TYPE_CHECKING:
     from qcodes.instrument import VisaInstrumentKWArgs
@@ -17,15 +16,6 @@ _NM_PER_M = 1e9  # exact in binary, so nm <-> m conversions round once
 POWER_MIN_DBM = -15.0
 POWER_MAX_DBM = 13.0
 
-
-def dbm_to_w(dbm: float) -> float:
-    """Optical power in W from dBm (0 dBm = 1 mW)."""
-    return 1e-3 * 10 ** (float(dbm) / 10)
-
-
-def w_to_dbm(watts: float) -> float:
-    """Optical power in dBm from W."""
-    return 10 * math.log10(float(watts) / 1e-3)
 
 
 class SantecTSL570(ScpiInstrument):

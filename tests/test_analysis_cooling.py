@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from hil.analysis.cooling import FitError, fit_cooling
+from hil.analysis.cooling import fit_cooling
 from hil.analysis.pump_path import fit_ratio, pump_path
 from hil.analysis.stability import level
+from hil.results import FitError
 from hil.twin.fridge import mixing_chamber_steady_k
 from hil.twin.lines import PumpPath
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hil.analysis.lorentzian import FitError, fit_dip
+from hil.analysis.lorentzian import fit_dip
+from hil.results import FitError
 from hil.twin import OpticalCavity
 
 CAVITY = OpticalCavity(frequency_hz=193.4052e12, kappa_hz=25e6, kappa_ex_hz=7.5e6)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hil.analysis.reflection import FitError, fit_reflection
+from hil.analysis.reflection import fit_reflection
+from hil.results import FitError
 from hil.twin.microwave import MicrowaveResonator
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hil.calibration import CalibrationStore, MissingCalibration, calibration, plan, require
-from hil.store import Result
+from hil.results import Result
 
 
 @calibration(valid_for_s=3600)

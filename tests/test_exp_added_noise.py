@@ -8,7 +8,8 @@ import yaml
 from transduction_support import Traffic, fill_priors, lab_and_run, station_file
 
 from experiments.transduction.added_noise import added_noise
-from hil.store import Result, open_run
+from hil.results import Result
+from hil.store import open_run
 
 
 def prior_results(run, lab):

@@ -9,7 +9,7 @@ import pytest
 from exp_support import STATION_A, bare_run, run_steps, station_b, traffic
 
 from experiments.calibration.microwave_resonance import microwave_resonance
-from hil.analysis.reflection import FitError
+from hil.results import FitError
 from hil.store import open_run
 
 B_DELAYS = [2.0e-8, 3.5e-8, 0.0, 0.0]  # the lab's cables: 55 ns round trip on port 1

@@ -10,7 +10,8 @@ from exp_support import STATION_A, bare_run, run_steps, station_b, station_varia
 from experiments.calibration.optical_resonance import optical_resonance
 from experiments.calibration.pump_calibration import pump_calibration
 from hil.calibration import MissingCalibration
-from hil.store import Result, open_run
+from hil.results import Result
+from hil.store import open_run
 
 
 def calibrate(station, out):

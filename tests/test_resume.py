@@ -197,7 +197,7 @@ import signal
 import numpy as np
 from qcodes.parameters import ManualParameter, Parameter
 
-from hil.store import Result
+from hil.results import Result
 
 CALLS = []
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from hil.twin.clock import Clock, RealClock, VirtualClock
+from hil.clock import Clock, RealClock, VirtualClock
 from hil.twin.fridge import Fridge, mixing_chamber_steady_k
 from hil.twin.params import FridgeParams
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hil.twin.clock import VirtualClock
+from hil.clock import VirtualClock
 from hil.twin.lines import bidirectional_efficiency
 from hil.twin.optical import SPEED_OF_LIGHT
 from hil.twin.params import TwinParams

@@ -29,11 +29,11 @@ from pyvisa.errors import VisaIOError
 from qcodes.instrument import Instrument
 
 from hil.cli import main
+from hil.clock import RealClock
 from hil.sim.remote import RemoteTwin, TwinServerError
 from hil.sim.server import Endpoint, ServerError, TwinServer, station_names, tcp_station
 from hil.station import SimTwin, StationError, load_lab, open_twin
 from hil.store import open_run, summary
-from hil.twin.clock import RealClock
 from hil.twin.params import TwinParams
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,9 +16,10 @@ import yaml
 from qcodes.instrument import Instrument
 from rich.progress import Progress
 
+from hil.results import Result
 from hil.runner import Run
 from hil.station import Lab, load_lab
-from hil.store import Result, RunWriter
+from hil.store import RunWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 TWIN = ROOT / "stations" / "twin.yaml"

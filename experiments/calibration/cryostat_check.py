@@ -15,9 +15,9 @@ from qcodes.parameters import Parameter
 from experiments._checks import check, check_range
 from hil.analysis.stability import level
 from hil.calibration import calibration
+from hil.clock import clock_of, wait
 from hil.plotting import save_fit_plot
-from hil.store import Result
-from hil.timing import clock_of, wait
+from hil.results import Result
 
 STEP = "cryostat_check"
 

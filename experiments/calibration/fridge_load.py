@@ -24,9 +24,9 @@ from experiments._checks import check, check_range, parse_list
 from hil.analysis.cooling import fit_cooling
 from hil.analysis.stability import level
 from hil.calibration import calibration
+from hil.clock import clock_of, wait
 from hil.plotting import save_fit_plot
-from hil.store import Result
-from hil.timing import clock_of, wait
+from hil.results import Result
 
 STEP = "fridge_load"
 #: Readback and request may differ by this much before the heater resistance is corrected.

@@ -14,10 +14,11 @@ from qcodes.parameters import Parameter, ParameterWithSetpoints
 from qcodes.validators import Arrays
 
 from experiments._checks import check, check_range, check_settable
-from hil.analysis.reflection import FitError, fit_reflection
+from hil.analysis.reflection import fit_reflection
 from hil.calibration import calibration
 from hil.plotting import save_complex_fit_plot
-from hil.store import Result
+from hil.results import FitError, Result
+from hil.units import dbm_to_w
 
 STEP = "microwave_resonance"
 
@@ -53,7 +54,7 @@ def microwave_resonance(lab, run, *, design_frequency_hz: float = 8.8e9,
                    design_frequency_hz + search_span_hz / 2, vna.stop)
     check_settable(STEP, "if_bandwidth_hz", if_bandwidth_hz, vna.if_bandwidth)
     check_range(STEP, "power_dbm", power_dbm, -200.0, 50.0, "dBm")
-    check_settable(STEP, "power_dbm", 1e-3 * 10 ** (power_dbm / 10), vna.power, "W")
+    check_settable(STEP, "power_dbm", float(dbm_to_w(power_dbm)), vna.power, "W")
     if hasattr(vna, "power_dbm"):  # where a station's limits on the source power sit
         check_settable(STEP, "power_dbm", power_dbm, vna.power_dbm)
 
@@ -62,7 +63,7 @@ def microwave_resonance(lab, run, *, design_frequency_hz: float = 8.8e9,
     vna.s_parameter("S11")
     vna.averages(1)
     vna.if_bandwidth(if_bandwidth_hz)
-    vna.power(1e-3 * 10 ** (power_dbm / 10))
+    vna.power(float(dbm_to_w(power_dbm)))
     vna.enable_output()
 
     # Coarse: the whole search window.

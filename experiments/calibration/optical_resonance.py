@@ -8,12 +8,12 @@ Lorentzian of physics.md §1.1 in optical frequency.
 from __future__ import annotations
 
 import numpy as np
+from scipy.constants import c as SPEED_OF_LIGHT
 
-from hil.analysis.lorentzian import FitError, fit_dip
+from hil.analysis.lorentzian import fit_dip
 from hil.calibration import calibration
 from hil.plotting import save_fit_plot
-from hil.store import Result
-from hil.twin.optical import SPEED_OF_LIGHT
+from hil.results import FitError, Result
 
 LASER_STEP_M = 0.1e-12  # 0.1 pm: the finest wavelength step a C-band ECL takes reliably
 

@@ -28,7 +28,7 @@ from experiments._checks import check, check_range, check_settable, parse_list
 from hil.analysis.pump_path import fit_ratio, pump_path
 from hil.calibration import calibration, require
 from hil.plotting import save_fit_plot
-from hil.store import Result
+from hil.results import Result
 
 STEP = "pump_calibration"
 

@@ -32,8 +32,9 @@ from hil.analysis.efficiency import (
 )
 from hil.analysis.transducer import Rates, s_element
 from hil.calibration import require
-from hil.store import Result
-from hil.timing import wait
+from hil.clock import wait
+from hil.results import Result
+from hil.units import dbm_to_w
 
 # --- earlier results ------------------------------------------------------------------------
 
@@ -97,9 +98,9 @@ def power_range_w(instrument) -> tuple[float, float]:
     if dbm is not None:
         lo_dbm, hi_dbm = allowed_range(dbm)
         if math.isfinite(lo_dbm):
-            low = max(low, 1e-3 * 10 ** (lo_dbm / 10))
+            low = max(low, float(dbm_to_w(lo_dbm)))
         if math.isfinite(hi_dbm):
-            high = min(high, 1e-3 * 10 ** (hi_dbm / 10))
+            high = min(high, float(dbm_to_w(hi_dbm)))
     return max(low, 0.0), high
 
 
@@ -244,7 +245,7 @@ class Vna:
         if hasattr(vna, "data_format"):
             vna.data_format("real64")
         vna.if_bandwidth(self.if_bandwidth_hz)
-        vna.power(1e-3 * 10 ** (self.power_dbm / 10))
+        vna.power(float(dbm_to_w(self.power_dbm)))
         self.set_averages(self.averages)
         vna.enable_output()
 

@@ -40,11 +40,12 @@ from experiments.transduction._common import (
     start_pump,
 )
 from hil.analysis.noise import added_noise as added_noise_of
-from hil.analysis.noise import dbm_to_w, internal_bath, output_occupancy
+from hil.analysis.noise import internal_bath, output_occupancy
 from hil.analysis.transducer import Rates, s_element
 from hil.calibration import calibration, require
 from hil.plotting import save_series_plot
-from hil.store import Result
+from hil.results import Result
+from hil.units import dbm_to_w
 
 STEP = "added_noise"
 

@@ -30,10 +30,9 @@ from experiments.transduction._common import (
     start_pump,
 )
 from hil.analysis.bandwidth import fwhm
-from hil.analysis.lorentzian import FitError
 from hil.calibration import calibration
 from hil.plotting import save_series_plot
-from hil.store import Result
+from hil.results import FitError, Result
 
 STEP = "conversion_bandwidth"
 

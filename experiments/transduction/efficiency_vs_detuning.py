@@ -38,7 +38,7 @@ from experiments.transduction._common import (
 from hil.analysis.detuning import fit_detuning
 from hil.calibration import calibration
 from hil.plotting import save_series_plot
-from hil.store import Result
+from hil.results import Result
 
 STEP = "efficiency_vs_detuning"
 

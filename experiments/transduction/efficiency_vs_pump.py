@@ -49,7 +49,7 @@ from hil.analysis.efficiency import fit_slope
 from hil.analysis.transducer import conversion_efficiency, g0_from_cooperativity_slope
 from hil.calibration import calibration
 from hil.plotting import save_series_plot
-from hil.store import Result
+from hil.results import Result
 
 STEP = "efficiency_vs_pump"
 BIDIRECTIONAL = "bidirectional"

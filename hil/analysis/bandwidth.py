@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hil.analysis.lorentzian import FitError
+from hil.results import FitError
 
 
 @dataclass(frozen=True)

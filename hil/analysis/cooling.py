@@ -14,9 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-class FitError(RuntimeError):
-    """The heat map cannot give a cooling coefficient."""
+from hil.results import FitError
 
 
 @dataclass(frozen=True)

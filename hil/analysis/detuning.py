@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import curve_fit
 
-from hil.analysis.lorentzian import FitError
+from hil.results import FitError
 
 
 def cooperativity_lorentzian(detuning_hz, c0: float, center_hz: float, kappa_hz: float):

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
-from hil.analysis.lorentzian import FitError
 from hil.analysis.transducer import Rates, conversion_efficiency
+from hil.results import FitError
 
 
 def bidirectional_efficiency(s21, s12, s11_ref, s22_ref):

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import curve_fit
 
-
-class FitError(RuntimeError):
-    """The data do not show the feature the fit looks for."""
+from hil.results import FitError
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.constants import Boltzmann, Planck
 
-from hil.analysis.lorentzian import FitError
 from hil.analysis.transducer import Rates, s_element
-
-
-def dbm_to_w(dbm):
-    """W (or W/Hz) from dBm (or dBm/Hz)."""
-    return 1e-3 * 10 ** (np.asarray(dbm, dtype=float) / 10)
+from hil.results import FitError
 
 
 def amplifier_occupancy(noise_temp_k: float, frequency_hz):

@@ -23,9 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-class FitError(RuntimeError):
-    """The readings cannot give a path calibration."""
+from hil.results import FitError
 
 
 @dataclass(frozen=True)

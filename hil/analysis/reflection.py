@@ -29,12 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
+from hil.results import FitError
+
 #: A resonance must stand this many times its trace's scatter (rms residual) above it.
 SIGNIFICANCE = 10.0
 
 
-class FitError(RuntimeError):
-    """The data do not show a resonance the fit can place."""
 
 
 @dataclass(frozen=True)

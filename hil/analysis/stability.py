@@ -12,9 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-class FitError(RuntimeError):
-    """Too few readings to say anything about a level."""
+from hil.results import FitError
 
 
 @dataclass(frozen=True)

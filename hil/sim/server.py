@@ -65,9 +65,9 @@ from typing import Any
 from pyvisa.rname import to_canonical_name
 from pyvisa_sim.component import NoResponse
 
+from hil.clock import VirtualClock
 from hil.sim.backend import SimVisaLibrary
 from hil.sim.device import FAULT_KINDS, Fault, SimDevice
-from hil.twin.clock import VirtualClock
 
 log = logging.getLogger("hil.sim.server")
 

@@ -14,7 +14,7 @@ import math
 import threading
 from collections.abc import Callable
 
-from hil.twin.clock import Clock, VirtualClock
+from hil.clock import Clock, VirtualClock
 from hil.twin.params import FridgeParams
 
 

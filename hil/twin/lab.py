@@ -16,10 +16,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hil.twin.clock import Clock
+from hil.clock import Clock
 from hil.twin.optical import OpticalCavity
 from hil.twin.params import TwinParams
 from hil.twin.physics import TwinPhysics
+from hil.units import dbm_to_w
 
 #: Every slot's settings, as the instrument is at power-up (the profiles push their own defaults).
 _INITIAL_STATE: dict[str, dict[str, float | str]] = {
@@ -229,7 +230,7 @@ class TwinLab:
         f = self.vna_frequencies()
         ideal = self.physics.vna_traces(f, *self._laser())
         emitting = float(vna["output"]) >= 0.5
-        floor_w = 1e-3 * 10 ** (self.params.noise.vna_floor_dbm_per_hz / 10) * float(vna["if_bandwidth_hz"])
+        floor_w = dbm_to_w(self.params.noise.vna_floor_dbm_per_hz) * float(vna["if_bandwidth_hz"])
         # Receiver noise in |S| units: noise power over the set source power, per quadrature.
         floor = np.sqrt(floor_w / float(vna["power_w"]) / 2 / count)
         rel = self.params.noise.vna_trace_rel / np.sqrt(count)

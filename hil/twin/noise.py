@@ -24,21 +24,12 @@ from scipy.linalg import solve_continuous_lyapunov
 from hil.twin.params import NoiseParams, TwinParams
 from hil.twin.quanta import K_B, photon_energy_j, thermal_occupancy
 from hil.twin.transducer import M_EX, O_EX, EOTransducer
+from hil.units import dbm_to_w, w_to_dbm
 
 __all__ = [
     "NoiseModel", "added_noise_m_to_o", "added_noise_o_to_m", "amplifier_occupancy", "dbm_to_w",
     "mode_occupancy", "pulsed_hot_bath", "pump_heating_occupancy", "thermal_occupancy", "w_to_dbm",
 ]
-
-
-def w_to_dbm(power_w):
-    """dBm from W (W/Hz -> dBm/Hz alike)."""
-    return 10.0 * np.log10(np.asarray(power_w, dtype=float) / 1e-3)
-
-
-def dbm_to_w(power_dbm):
-    """W from dBm."""
-    return 1e-3 * 10.0 ** (np.asarray(power_dbm, dtype=float) / 10.0)
 
 
 def pump_heating_occupancy(power_w, n_floor: float, heating_a: float, heating_alpha: float,

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-SPEED_OF_LIGHT = 299_792_458.0  # m/s
+from scipy.constants import c as SPEED_OF_LIGHT  # m/s, exact
 
 
 def wavelength_to_frequency(wavelength_m):

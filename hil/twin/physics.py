@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hil.twin.clock import Clock, VirtualClock
+from hil.clock import Clock, VirtualClock
 from hil.twin.fridge import Fridge
 from hil.twin.lines import VNA_TO_DEVICE, PumpPath, VnaPaths
 from hil.twin.microwave import MicrowaveResonator

@@ -1,4 +1,4 @@
-"""Time for the twin's dynamics: one interface, a virtual and a real implementation.
+"""Lab time: one clock interface, a virtual and a real implementation, and ``wait``.
 
 Everything time-dependent in the twin (the fridge) asks a :class:`Clock` for ``now()`` and
 computes its state lazily at that time, so nothing runs in the background. Tests use
@@ -64,3 +64,22 @@ class RealClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds / self.speed)
+
+
+_WALL = RealClock()
+
+
+def clock_of(lab) -> Clock:
+    """The clock the lab's physics runs on: the twin's when simulated, the wall clock otherwise."""
+    world = getattr(lab, "world", None)
+    return world.clock if world is not None else _WALL
+
+
+def wait(lab, seconds: float) -> None:
+    """Let ``seconds`` pass for the lab (and its fridge): free on the twin's virtual clock.
+
+    Experiments wait through this, never ``time.sleep``.
+    """
+    if seconds < 0:
+        raise ValueError(f"cannot wait a negative time ({seconds} s)")
+    clock_of(lab).sleep(seconds)
