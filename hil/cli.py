@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import math
 import sys
@@ -15,14 +16,15 @@ from hil import experiment as experiments
 from hil.results import Result
 from hil.safety import RunInterlocked
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The station files installed with the package (editable or not): see stations/__init__.py.
+SHIPPED_STATIONS = Path(str(importlib.resources.files("stations")))
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError)
 
 
 def default_station() -> Path:
     """``stations/twin.yaml`` of the working folder, else the one shipped with the project."""
     local = Path("stations/twin.yaml")
-    return local if local.is_file() else PROJECT_ROOT / "stations" / "twin.yaml"
+    return local if local.is_file() else SHIPPED_STATIONS / "twin.yaml"
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -210,7 +212,7 @@ def list_command() -> None:
     console.print(table)
     console.print("stations:")
     seen = set()
-    for folder in (Path("stations"), PROJECT_ROOT / "stations"):
+    for folder in (Path("stations"), SHIPPED_STATIONS):
         for path in sorted(folder.glob("*.yaml")):
             if path.resolve() not in seen:
                 seen.add(path.resolve())
