@@ -69,9 +69,9 @@ from hil.clock import RealClock, VirtualClock, clock_of
 from hil.experiment import (
     Experiment,
     ExperimentError,
+    check_parameters,
     defaults,
     find,
-    merge_station_defaults,
     step_parameters,
 )
 from hil.results import Result
@@ -468,11 +468,11 @@ def execute(experiment: Experiment, station: Path, out: Path,
     with ``force``); fresh steps' results are copied in from the run that produced them.
     """
     console = console or Console()
+    params = check_parameters(experiment, station, params)  # before any file or instrument
     store = calibration_store(out, station)
     decisions = _plan(experiment, store, force, console)
     lab = load_lab(station, clock=RealClock() if realtime else None)
     try:
-        params = merge_station_defaults(experiment, lab.step_defaults, params, str(station))
         writer = RunWriter(out, experiment=experiment.name, station_yaml=lab.yaml_text,
                            station_path=station, params=params, snapshot=lab.snapshot())
     except BaseException:
