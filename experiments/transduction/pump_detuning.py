@@ -1,9 +1,7 @@
-"""Where the pump sits on its mode, measured from the through port's dip (physics.md §1.1)."""
+"""Where the pump sits on its mode: the through port read at and beside the pump wavelength
+(the sub-measurement; the analysis is :mod:`hil.analysis.pump_detuning`)."""
 
 from __future__ import annotations
-
-import math
-from dataclasses import dataclass
 
 import numpy as np
 from qcodes.parameters import Parameter
@@ -11,19 +9,8 @@ from scipy.constants import c as SPEED_OF_LIGHT
 
 from experiments.transduction.priors import Priors
 from experiments.transduction.pump import check_wavelength, on_grid
+from hil.analysis.pump_detuning import PumpDetuning, detuning_from_dip
 from hil.results import Result
-
-
-@dataclass(frozen=True)
-class PumpDetuning:
-    """The pump's detuning from its mode, from the through port's dip (physics.md §1.1)."""
-
-    detuning_hz: float     # Delta_p, sign from the optical resonance step's centre
-    detuning_err: float
-    factor: float          # C(Delta_p)/C(0) = 1/(1 + 4 Delta_p^2/kappa^2) = (1 - T)/(1 - T_min)
-    factor_err: float
-    transmission: float    # T at the pump wavelength
-    from_wavelengths_hz: float  # what the laser's wavelength and the resonance step's centre say
 
 
 def measure_pump_detuning(lab, run, step: str, priors: Priors, wavelength_m: float, power_w: float,
@@ -40,9 +27,7 @@ def measure_pump_detuning(lab, run, step: str, priors: Priors, wavelength_m: flo
     step's linewidths. The pump's power is the same at every wavelength: the meter's time
     average cancels the duty cycle. The meter's reading needs no calibration (a ratio).
     """
-    rates = priors.rates
-    kappa, kappa_ex = rates.kappa_o_hz, rates.kappa_o_ex_hz
-    kappa_0 = kappa - kappa_ex
+    kappa = priors.rates.kappa_o_hz
     offset_m = on_grid(lab.pump, offset_linewidths * kappa * wavelength_m ** 2 / SPEED_OF_LIGHT)
     wavelengths = np.array([wavelength_m - offset_m, wavelength_m, wavelength_m + offset_m])
     for w in wavelengths:
@@ -58,30 +43,12 @@ def measure_pump_detuning(lab, run, step: str, priors: Priors, wavelength_m: flo
                        description="pump detuning from the through port")
     laser.wavelength(wavelength_m)
 
-    def lorentz_t(detuning):
-        return 1 - kappa_0 * kappa_ex / (np.asarray(detuning) ** 2 + kappa ** 2 / 4)
-
     nominal = SPEED_OF_LIGHT / wavelengths - priors.pump_frequency_hz
-    power = data["through_power"]
-    base = np.concatenate([power[0] / lorentz_t(nominal[0]), power[2] / lorentz_t(nominal[2])])
-    on = power[1]
-    transmission = float(np.mean(on) / np.mean(base))
-    rel = math.hypot(np.std(on, ddof=1) / np.mean(on) / math.sqrt(on.size),
-                     np.std(base, ddof=1) / np.mean(base) / math.sqrt(base.size))
-    eta = kappa_ex / kappa
-    depth = 1 - (1 - 2 * eta) ** 2  # 1 - T_min = 4 eta (1 - eta)
-    eta_err = eta * math.hypot(priors.rel_err["kappa_o_hz"], priors.rel_err["kappa_o_ex_hz"])
-    depth_err = abs(4 * (1 - 2 * eta)) * eta_err
-    factor = min(max((1 - transmission) / depth, 1e-6), 1.0)
-    factor_err = math.hypot(transmission * rel / depth, factor * depth_err / depth)
-    detuning = math.copysign(kappa / 2 * math.sqrt(1 / factor - 1), nominal[1] or 1.0)
-    # d Delta / d factor = -(kappa/2) / (2 factor^2 sqrt(1/factor - 1)); bounded near factor = 1
-    slope = kappa / 4 / (factor ** 2 * max(math.sqrt(1 / factor - 1), factor_err))
-    result = PumpDetuning(detuning, slope * factor_err, factor, factor_err, transmission,
-                          float(nominal[1]))
+    result = detuning_from_dip(data["through_power"], nominal, priors.rates,
+                               priors.rel_err["kappa_o_hz"], priors.rel_err["kappa_o_ex_hz"])
     run.record_results(f"{step}_pump_detuning", {
         "pump_detuning_hz": Result(result.detuning_hz, "Hz", result.detuning_err),
-        "cooperativity_factor": Result(factor, "", factor_err),
-        "transmission": Result(transmission, "", transmission * rel),
+        "cooperativity_factor": Result(result.factor, "", result.factor_err),
+        "transmission": Result(result.transmission, "", result.transmission_err),
         "wavelength_detuning_hz": Result(result.from_wavelengths_hz, "Hz", None)})
     return result
