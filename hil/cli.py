@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from hil import experiment as experiments
+from hil import experiment
 from hil.results import Result
 from hil.safety import RunInterlocked
 
@@ -55,8 +55,8 @@ def run_command(experiment_name: str, station: Path | None, out: Path | None,
     console = Console()
     started = False
     try:
-        exp = experiments.find(experiment_name)
-        params = experiments.parse_sets(exp, assignments)
+        exp = experiment.find(experiment_name)
+        params = experiment.parse_sets(exp, assignments)
         station = station or default_station()
         out = out or default_run_path(experiment_name)
         if out.exists():
@@ -214,7 +214,7 @@ def list_command(step_name: str | None, station: Path | None) -> None:
     table.add_column("name")
     table.add_column("steps")
     table.add_column("what it does")
-    for exp in experiments.available().values():
+    for exp in experiment.available().values():
         table.add_row(exp.name, ", ".join(s.__name__ for s in exp.steps), exp.summary)
     console.print(table)
     console.print("stations:")
@@ -231,9 +231,9 @@ def _list_parameters(console: Console, step_name: str, station: Path) -> None:
     from hil.parameters import Capabilities, declared
     from hil.station import read_station_file
 
-    steps = {s.__name__: s for exp in experiments.available().values() for s in exp.steps}
+    steps = {s.__name__: s for exp in experiment.available().values() for s in exp.steps}
     if step_name not in steps:
-        raise experiments.ExperimentError(f"unknown step {step_name!r}; steps: "
+        raise experiment.ExperimentError(f"unknown step {step_name!r}; steps: "
                                           f"{', '.join(sorted(steps))}")
     _, _, data = read_station_file(station)
     capabilities = Capabilities(data)

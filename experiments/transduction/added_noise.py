@@ -27,7 +27,10 @@ from qcodes.parameters import Parameter
 from experiments.transduction.params import (
     LASER_POWER,
     MONITOR_AVERAGES,
+    POWER_MAX,
+    POWER_MIN,
     POWER_ORDER,
+    POWERS,
     Param,
 )
 from experiments.transduction.priors import load_priors
@@ -58,9 +61,9 @@ STEP = "added_noise"
 @step(needs=("efficiency_vs_pump",), valid_for_s=3600, checks=(POWER_ORDER,))
 def added_noise(
         lab, run, *,
-        powers: Annotated[int, Param("", (1, 200), "Number of laser powers (log-spaced)")] = 5,
-        power_min_w: Annotated[float, LASER_POWER("Lowest laser output power")] = 0.0,
-        power_max_w: Annotated[float, LASER_POWER("Highest laser output power")] = 0.0,
+        powers: Annotated[int, POWERS] = 5,
+        power_min_w: Annotated[float, POWER_MIN] = 0.0,
+        power_max_w: Annotated[float, POWER_MAX] = 0.0,
         operating_power_w: Annotated[float, LASER_POWER(
             "Laser power the results are given at", zero="the highest of the sweep")] = 0.0,
         readings: Annotated[int, Param("", (2, 1000), "On/off-resonance reading pairs per "

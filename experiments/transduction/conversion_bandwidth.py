@@ -16,8 +16,8 @@ from typing import Annotated
 import numpy as np
 
 from experiments.transduction.params import (
-    LASER_POWER,
     MONITOR_AVERAGES,
+    PUMP_POWER,
     VNA_AVERAGES,
     VNA_IF_BANDWIDTH,
     VNA_POWER,
@@ -47,8 +47,7 @@ STEP = "conversion_bandwidth"
 @step(needs=("optical_resonance", "microwave_resonance", "pump_calibration"), valid_for_s=3600)
 def conversion_bandwidth(
         lab, run, *,
-        pump_power_w: Annotated[float, LASER_POWER("Laser output power",
-                                                   zero="the laser's maximum")] = 0.0,
+        pump_power_w: Annotated[float, PUMP_POWER] = 0.0,
         search_span_linewidths: Annotated[float, Param("", (4.0, 1000.0), "Search window, in "
                                                        "microwave linewidths")] = 20.0,
         search_points: Annotated[int, Param("", (21, 20001), "Points of the search trace")] = 201,

@@ -23,8 +23,12 @@ import numpy as np
 from scipy.constants import c as SPEED_OF_LIGHT
 
 from experiments.transduction.params import (
-    LASER_POWER,
+    CONVERSION_POINTS,
+    CONVERSION_SPAN,
     MONITOR_AVERAGES,
+    PUMP_POWER,
+    REFERENCE_OFFSET,
+    REFERENCE_POINTS,
     VNA_AVERAGES,
     VNA_IF_BANDWIDTH,
     VNA_POWER,
@@ -50,19 +54,14 @@ STEP = "efficiency_vs_detuning"
 @step(needs=("optical_resonance", "microwave_resonance"), valid_for_s=3600)
 def efficiency_vs_detuning(
         lab, run, *,
-        pump_power_w: Annotated[float, LASER_POWER("Laser output power",
-                                                   zero="the laser's maximum")] = 0.0,
+        pump_power_w: Annotated[float, PUMP_POWER] = 0.0,
         half_span_linewidths: Annotated[float, Param("", (0.5, 20.0), "Detuning span either "
                                                      "side, in optical linewidths")] = 2.0,
         max_points: Annotated[int, Param("", (5, 401), "Most laser wavelengths")] = 21,
-        span_linewidths: Annotated[float, Param("", (1.0, 100.0), "Conversion window, in "
-                                                "microwave linewidths around f_m")] = 6.0,
-        points: Annotated[int, Param("", (11, 20001), "Points of the conversion window")] = 101,
-        reference_offset_hz: Annotated[float, Param(
-            "Hz", (0.0, 1e12), "Reference window's offset above f_m (at least 5 linewidths)",
-            zero="20 times the larger linewidth")] = 0.0,
-        reference_points: Annotated[int, Param("", (3, 20001),
-                                               "Points of the reference window")] = 21,
+        span_linewidths: Annotated[float, CONVERSION_SPAN] = 6.0,
+        points: Annotated[int, CONVERSION_POINTS] = 101,
+        reference_offset_hz: Annotated[float, REFERENCE_OFFSET] = 0.0,
+        reference_points: Annotated[int, REFERENCE_POINTS] = 21,
         if_bandwidth_hz: Annotated[float, VNA_IF_BANDWIDTH] = 10.0,
         vna_power_dbm: Annotated[float, VNA_POWER] = 0.0,
         averages: Annotated[int, VNA_AVERAGES] = 1,

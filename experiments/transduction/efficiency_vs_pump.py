@@ -29,9 +29,16 @@ from typing import Annotated
 import numpy as np
 
 from experiments.transduction.params import (
+    CONVERSION_POINTS,
+    CONVERSION_SPAN,
     LASER_POWER,
     MONITOR_AVERAGES,
+    POWER_MAX,
+    POWER_MIN,
     POWER_ORDER,
+    POWERS,
+    REFERENCE_OFFSET,
+    REFERENCE_POINTS,
     VNA_AVERAGES,
     VNA_IF_BANDWIDTH,
     VNA_POWER,
@@ -65,19 +72,15 @@ BIDIRECTIONAL = "bidirectional"
       checks=(POWER_ORDER,))
 def efficiency_vs_pump(
         lab, run, *,
-        powers: Annotated[int, Param("", (1, 200), "Number of laser powers (log-spaced)")] = 12,
-        power_min_w: Annotated[float, LASER_POWER("Lowest laser output power")] = 0.0,
-        power_max_w: Annotated[float, LASER_POWER("Highest laser output power")] = 0.0,
+        powers: Annotated[int, POWERS] = 12,
+        power_min_w: Annotated[float, POWER_MIN] = 0.0,
+        power_max_w: Annotated[float, POWER_MAX] = 0.0,
         operating_power_w: Annotated[float, LASER_POWER(
             "Laser power of the bidirectional calibration", zero="the highest of the sweep")] = 0.0,
-        span_linewidths: Annotated[float, Param("", (1.0, 100.0), "Conversion window, in "
-                                                "microwave linewidths around f_m")] = 6.0,
-        points: Annotated[int, Param("", (11, 20001), "Points of the conversion window")] = 101,
-        reference_offset_hz: Annotated[float, Param(
-            "Hz", (0.0, 1e12), "Reference window's offset above f_m (at least 5 linewidths)",
-            zero="20 times the larger linewidth")] = 0.0,
-        reference_points: Annotated[int, Param("", (3, 20001),
-                                               "Points of the reference window")] = 21,
+        span_linewidths: Annotated[float, CONVERSION_SPAN] = 6.0,
+        points: Annotated[int, CONVERSION_POINTS] = 101,
+        reference_offset_hz: Annotated[float, REFERENCE_OFFSET] = 0.0,
+        reference_points: Annotated[int, REFERENCE_POINTS] = 21,
         if_bandwidth_hz: Annotated[float, VNA_IF_BANDWIDTH] = 10.0,
         vna_power_dbm: Annotated[float, VNA_POWER] = 0.0,
         averages: Annotated[int, VNA_AVERAGES] = 1,
