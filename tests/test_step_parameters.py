@@ -149,3 +149,27 @@ def test_hil_list_step_prints_its_parameters() -> None:
 
 def test_a_parameter_error_is_a_value_error() -> None:
     assert issubclass(ParameterError, ValueError)
+
+
+def test_what_the_station_file_says_matches_the_opened_instruments() -> None:
+    """Every range a driver declares (narrowed by the station's limits) holds the range the
+    opened instrument accepts; where no option narrows it at init, the two are the same."""
+    from hil.parameters import settable_range
+    from hil.station import load_lab
+
+    capabilities = Capabilities(yaml.safe_load(STATION.read_text()))
+    lab = load_lab(STATION)
+    try:
+        checked = 0
+        for role, instrument in lab.roles.items():
+            for name in getattr(type(instrument), "RANGES", {}):
+                declared_low, declared_high = capabilities.range(role, name)
+                low, high = settable_range(getattr(instrument, name))
+                assert declared_low <= low <= high <= declared_high, (role, name)
+                if name not in ("wavelength", "start", "stop"):  # read from the option at init
+                    assert (low, high) == pytest.approx((declared_low, declared_high)), (role, name)
+                checked += 1
+        assert checked >= 15
+        assert lab.pump.wavelength_step_m == capabilities.attribute("pump", "wavelength_step_m")
+    finally:
+        lab.close()
