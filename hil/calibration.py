@@ -1,9 +1,10 @@
 """Calibration results that later steps build on, with provenance, age and a dependency graph.
 
-Each step may declare what it needs and how long its result stays good::
+Each step declares what it needs and how long its results stay good (``hil.experiment.step``
+passes these on to :func:`calibration`)::
 
-    @calibration(needs=("optical_resonance",), valid_for_s=4 * 3600)
-    def microwave_resonance(lab, run, *, ...): ...
+    @step(needs=("optical_resonance",), valid_for_s=4 * 3600)
+    def pump_calibration(lab, run, *, ...): ...
 
 After a step records results, the runner stores them in ``calibrations.json`` beside the run
 files (one entry per station and step: values, the run file they came from, when). A chain

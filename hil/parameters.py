@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import string
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -193,7 +194,10 @@ def check_step(step: Callable[..., Any], values: Mapping[str, Any], capabilities
             _check_one(name, params[key], value, capabilities, sources.get(key))
     for check in getattr(step, "checks", ()):
         if not check.test(values):
-            raise ParameterError(f"{name}: {check.message.format(**values)}")
+            named = [f for _, f, _, _ in string.Formatter().parse(check.message) if f]
+            given = [sources[f] for f in dict.fromkeys(named) if f in sources]
+            where = f" ({'; '.join(given)})" if given else ""
+            raise ParameterError(f"{name}: {check.message.format(**values)}{where}")
 
 
 def check_experiment(steps, params: Mapping[str, Mapping[str, Any]], capabilities: Capabilities,

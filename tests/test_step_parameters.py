@@ -110,6 +110,7 @@ def test_every_chain_parameter_is_declared_with_help() -> None:
     for step in chain.steps:
         for name, decl in declared(step).items():
             assert decl.param.help, f"{step.__name__}.{name} has no help text"
+            assert decl.param.range is not None, f"{step.__name__}.{name} has no range"
 
 
 def test_the_chain_runs_its_steps_in_the_order_of_their_needs() -> None:
@@ -173,3 +174,15 @@ def test_what_the_station_file_says_matches_the_opened_instruments() -> None:
         assert lab.pump.wavelength_step_m == capabilities.attribute("pump", "wavelength_step_m")
     finally:
         lab.close()
+
+
+def test_a_relation_between_parameters_names_where_the_values_came_from(tmp_path) -> None:
+    out = tmp_path / "run.h5"
+    result = CliRunner().invoke(main, ["run", "chain", "--out", str(out),
+                                       "--set", "cryostat_check.interval_s=30"],
+                                env={"COLUMNS": "300"})
+    assert result.exit_code == 2, result.output
+    assert ("cryostat_check: duration_s / interval_s must give at least 4 readings, got "
+            "duration_s = 60.0 s and interval_s = 30.0 s (--set cryostat_check.interval_s)"
+            ) in result.output
+    assert not out.exists()
