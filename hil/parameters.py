@@ -132,7 +132,13 @@ class Capabilities:
 
     def attribute(self, role: str, name: str) -> Any:
         """A class-level capability of the role's driver (e.g. the laser's tuning grid)."""
-        return getattr(self.driver(role), name)
+        if not self.has(role):
+            raise ParameterError(f"the station has no role {role!r}, which this step needs")
+        driver = self.driver(role)
+        if not hasattr(driver, name):
+            raise ParameterError(f"roles.{role}: {driver.__name__} does not declare {name}, "
+                                 f"which the {role} role needs (see hil.roles)")
+        return getattr(driver, name)
 
     def range(self, role: str, parameter: str) -> Range:
         if not self.has(role):

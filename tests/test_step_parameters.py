@@ -186,3 +186,13 @@ def test_a_relation_between_parameters_names_where_the_values_came_from(tmp_path
             "duration_s = 60.0 s and interval_s = 30.0 s (--set cryostat_check.interval_s)"
             ) in result.output
     assert not out.exists()
+
+
+def test_a_station_without_the_role_a_range_needs_is_refused_clearly(tmp_path) -> None:
+    data = yaml.safe_load(STATION.read_text())
+    del data["roles"]["pump"]
+    del data["interlocks"]  # it makes the pump safe
+    station = tmp_path / "no_pump.yaml"
+    station.write_text(yaml.safe_dump(data))
+    with pytest.raises(ParameterError, match="the station has no role 'pump'"):
+        check_parameters(Experiment("chain", chain), station, {})
