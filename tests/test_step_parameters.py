@@ -195,4 +195,4 @@ def test_a_station_without_the_role_a_range_needs_is_refused_clearly(tmp_path) -
     station = tmp_path / "no_pump.yaml"
     station.write_text(yaml.safe_dump(data))
     with pytest.raises(ParameterError, match="the station has no role 'pump'"):
-        check_parameters(Experiment("chain", chain), station, {})
+        check_parameters(Experiment("chain", chain), station, {"optical_resonance": {"step_m": 1e-12}})
