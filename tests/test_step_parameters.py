@@ -196,3 +196,17 @@ def test_a_station_without_the_role_a_range_needs_is_refused_clearly(tmp_path) -
     station.write_text(yaml.safe_dump(data))
     with pytest.raises(ParameterError, match="the station has no role 'pump'"):
         check_parameters(Experiment("chain", chain), station, {"optical_resonance": {"step_m": 1e-12}})
+
+
+def test_a_step_called_directly_checks_its_call_before_any_byte(tmp_path) -> None:
+    """The issue's case: optical_resonance with power_w = 1 W used to send SENS:CORR:WAV and
+    SENS:AVER:COUN to the meter before the laser refused the power."""
+    from exp_support import bare_run, traffic
+
+    from experiments.calibration.optical_resonance import optical_resonance
+
+    with bare_run(STATION, tmp_path) as (lab, run), traffic(lab) as sent:
+        with pytest.raises(ParameterError, match=r"optical_resonance: power_w must be in "
+                                                 r"\[3.16228e-05, 0.0199526\] W, got 1.0"):
+            optical_resonance(lab, run, power_w=1.0)
+        assert sent == []
