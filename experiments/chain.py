@@ -1,6 +1,7 @@
 """The characterization chain, the main job: from a cold fridge to efficiency and added noise.
 
-Steps run in dependency order (each step's ``needs``); the runner reuses a step's stored
+The chain's steps run in the order their ``needs`` give (a topological order; among steps free
+to go, the one listed first goes first: the cryostat gate); the runner reuses a step's stored
 results while they are fresh and re-runs what went stale (see hil.calibration).
 """
 
@@ -14,11 +15,12 @@ from experiments.calibration.pump_calibration import pump_calibration
 from experiments.transduction.added_noise import added_noise
 from experiments.transduction.conversion_bandwidth import conversion_bandwidth
 from experiments.transduction.efficiency_vs_pump import efficiency_vs_pump
+from hil.calibration import order
 
 
 def chain(lab, run) -> None:
     """Characterize the transducer: fridge, resonances, pump, efficiency, bandwidth, noise."""
-    for step in chain.steps:
+    for step in order(chain.steps):
         run.call(step)
 
 

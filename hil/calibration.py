@@ -1,9 +1,10 @@
 """Calibration results that later steps build on, with provenance, age and a dependency graph.
 
-Each step may declare what it needs and how long its result stays good::
+Each step declares what it needs and how long its results stay good (``hil.experiment.step``
+passes these on to :func:`calibration`)::
 
-    @calibration(needs=("optical_resonance",), valid_for_s=4 * 3600)
-    def microwave_resonance(lab, run, *, ...): ...
+    @step(needs=("optical_resonance",), valid_for_s=4 * 3600)
+    def pump_calibration(lab, run, *, ...): ...
 
 After a step records results, the runner stores them in ``calibrations.json`` beside the run
 files (one entry per station and step: values, the run file they came from, when). A chain
@@ -137,7 +138,7 @@ class Decision:
 def plan(steps: Sequence[Callable[..., Any]], store: CalibrationStore | None, *,
          force: bool = False, now: datetime | None = None) -> list[Decision]:
     """Decide, in dependency order, which steps run and which reuse fresh results."""
-    ordered = _dependency_order(steps)
+    ordered = order(steps)
     stored = store.all() if store is not None else {}
     decisions: list[Decision] = []
     rerun: set[str] = set()
@@ -163,28 +164,37 @@ def plan(steps: Sequence[Callable[..., Any]], store: CalibrationStore | None, *,
     return decisions
 
 
-def _dependency_order(steps: Sequence[Callable[..., Any]]) -> list[Callable[..., Any]]:
+def order(steps: Sequence[Callable[..., Any]]) -> list[Callable[..., Any]]:
+    """The steps in an order where each runs after every step it ``needs`` (a topological
+    order); among steps free to go, the one listed first goes first, so the order is the same
+    every time. A cycle, or a need that is not among ``steps``, is an error naming it."""
     by_name = {s.__name__: s for s in steps}
+    for s in steps:
+        for need in needs_of(s):
+            if need not in by_name:
+                raise ValueError(f"step {s.__name__} needs {need!r}, which is not among the "
+                                 f"steps: {', '.join(by_name)}")
     done: list[Callable[..., Any]] = []
-    visiting: set[str] = set()
-
-    def visit(name: str, chain: tuple[str, ...]) -> None:
-        if any(s.__name__ == name for s in done):
-            return
-        if name in visiting:
-            raise ValueError("calibration steps depend on each other in a cycle: "
-                             + " -> ".join((*chain, name)))
-        if name not in by_name:
-            raise ValueError(f"step {chain[-1]} needs {name!r}, which is not in the chain")
-        visiting.add(name)
-        for need in needs_of(by_name[name]):
-            visit(need, (*chain, name))
-        visiting.discard(name)
-        done.append(by_name[name])
-
-    for step in steps:
-        visit(step.__name__, ())
+    placed: set[str] = set()
+    while len(done) < len(by_name):
+        ready = next((s for s in by_name.values() if s.__name__ not in placed
+                      and all(n in placed for n in needs_of(s))), None)
+        if ready is None:
+            raise ValueError("steps depend on each other in a cycle: "
+                             + " -> ".join(_cycle(by_name, placed)))
+        done.append(ready)
+        placed.add(ready.__name__)
     return done
+
+
+def _cycle(by_name: dict[str, Callable[..., Any]], placed: set[str]) -> list[str]:
+    """One cycle among the steps not yet placed, as a path that ends where it starts."""
+    path = [next(name for name in by_name if name not in placed)]
+    while True:
+        following = next(n for n in needs_of(by_name[path[-1]]) if n not in placed)
+        if following in path:
+            return [*path[path.index(following):], following]
+        path.append(following)
 
 
 def require(run, step: str, name: str) -> Result:

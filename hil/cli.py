@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from hil import experiment as experiments
+from hil import experiment
 from hil.results import Result
 from hil.safety import RunInterlocked
 
@@ -57,8 +57,8 @@ def run_command(experiment_name: str, station: Path | None, out: Path | None,
     console = Console()
     started = False
     try:
-        exp = experiments.find(experiment_name)
-        params = experiments.parse_sets(exp, assignments)
+        exp = experiment.find(experiment_name)
+        params = experiment.parse_sets(exp, assignments)
         station = station or default_station()
         out = out or default_run_path(experiment_name)
         if out.exists():
@@ -200,14 +200,23 @@ def status_command(station: Path | None, runs: Path) -> None:
 
 
 @main.command("list")
-def list_command() -> None:
-    """List experiments and stations."""
+@click.argument("step_name", metavar="[STEP]", required=False)
+@click.option("--station", type=click.Path(path_type=Path), default=None,
+              help="Station whose limits and instruments give the ranges (default: the twin).")
+def list_command(step_name: str | None, station: Path | None) -> None:
+    """List experiments and stations; with STEP, that step's parameters."""
     console = Console()
+    if step_name:
+        try:
+            _list_parameters(console, step_name, station or default_station())
+        except USER_ERRORS as exc:
+            _fail(str(exc.args[0]) if len(exc.args) == 1 else str(exc))
+        return
     table = Table(title="experiments", show_edge=False)
     table.add_column("name")
     table.add_column("steps")
     table.add_column("what it does")
-    for exp in experiments.available().values():
+    for exp in experiment.available().values():
         table.add_row(exp.name, ", ".join(s.__name__ for s in exp.steps), exp.summary)
     console.print(table)
     console.print("stations:")
@@ -217,6 +226,27 @@ def list_command() -> None:
             if path.resolve() not in seen:
                 seen.add(path.resolve())
                 console.print(f"  {path}", highlight=False)
+
+
+def _list_parameters(console: Console, step_name: str, station: Path) -> None:
+    """A step's declared parameters: type, unit, range (on ``station``), default, help."""
+    from hil.parameters import Capabilities, declared
+    from hil.station import read_station_file
+
+    steps = {s.__name__: s for exp in experiment.available().values() for s in exp.steps}
+    if step_name not in steps:
+        raise experiment.ExperimentError(f"unknown step {step_name!r}; steps: "
+                                          f"{', '.join(sorted(steps))}")
+    _, _, data = read_station_file(station)
+    capabilities = Capabilities(data)
+    table = Table(title=f"{step_name} (ranges on {station})", show_edge=False)
+    for column in ("parameter", "type", "unit", "range", "default", "help"):
+        table.add_column(column, overflow="fold")
+    for name, decl in declared(steps[step_name]).items():
+        default = f"{decl.default:g}" if isinstance(decl.default, float) else str(decl.default)
+        table.add_row(name, decl.kind.__name__, decl.param.unit,
+                      decl.describe_range(capabilities), default, decl.param.help)
+    console.print(table, highlight=False)
 
 
 @main.group("profiles")

@@ -69,9 +69,9 @@ from hil.clock import RealClock, VirtualClock, clock_of
 from hil.experiment import (
     Experiment,
     ExperimentError,
+    check_parameters,
     defaults,
     find,
-    merge_station_defaults,
     step_parameters,
 )
 from hil.results import Result
@@ -92,7 +92,8 @@ PROGRESS_PERIOD = 0.05
 
 
 class Run:
-    """What an experiment step sees: the lab, its parameters, and the ways to record data."""
+    """What a step sees besides the lab: its parameters, and the ways to record data (groups
+    of the run file, results, events, figures)."""
 
     def __init__(self, lab: Lab, writer: RunWriter, params: Mapping[str, Mapping[str, Any]],
                  progress: Progress, supervisor: Supervisor | None = None,
@@ -188,19 +189,20 @@ class Run:
         """Add a record to the run's audit trail."""
         self.writer.event(kind, message)
 
-    def sweep(self, step: str, setpoint: Parameter, values: Iterable[float],
+    def sweep(self, group: str, setpoint: Parameter, values: Iterable[float],
               measured: Mapping[str, Parameter], *, description: str | None = None
               ) -> dict[str, np.ndarray]:
-        """Set ``setpoint`` to each value, read every measured parameter, record each point.
+        """Set ``setpoint`` to each value, read every measured parameter, record each point in
+        the run file's ``group`` (a step may write several groups).
 
         A measured ``ParameterWithSetpoints`` records a trace per point (its setpoint values,
         read once at the start, are the trace axis). Returns the recorded columns as arrays
-        (traces as ``(points, trace length)``). The step is closed at the end; attach results
+        (traces as ``(points, trace length)``). The group is closed at the end; attach results
         with :meth:`record_results`.
         """
-        return self._nested(step, [(setpoint, values)], measured, description)
+        return self._nested(group, [(setpoint, values)], measured, description)
 
-    def sweep2d(self, step: str, outer: Parameter, outer_values: Iterable[float],
+    def sweep2d(self, group: str, outer: Parameter, outer_values: Iterable[float],
                 inner: Parameter, inner_values: Iterable[float],
                 measured: Mapping[str, Parameter], *, description: str | None = None
                 ) -> dict[str, np.ndarray]:
@@ -210,11 +212,12 @@ class Run:
         the planned axes; :func:`hil.store.open_run` returns it as a grid. Returns the planned
         axes and each measured column on the grid, ``(outer, inner[, trace])``.
         """
-        return self._nested(step, [(outer, outer_values), (inner, inner_values)], measured,
+        return self._nested(group, [(outer, outer_values), (inner, inner_values)], measured,
                             description)
 
-    def record_results(self, step: str, results: Mapping[str, Result]) -> None:
-        """Attach fitted results to a step (open or closed)."""
+    def record_results(self, group: str, results: Mapping[str, Result]) -> None:
+        """Attach fitted results to a group of the run file (open or closed)."""
+        step = group
         open_writer = self._open_steps.pop(step, None)
         if open_writer is not None:
             open_writer.set_results(results)
@@ -227,9 +230,9 @@ class Run:
         if self._call is not None:
             self._produced.setdefault(self._call, []).append(step)
 
-    def plot_path(self, step: str) -> Path:
-        """Where a step's figure goes: beside the run file."""
-        return self.path.with_name(f"{self.path.stem}_{step}.png")
+    def plot_path(self, group: str) -> Path:
+        """Where a group's figure goes: beside the run file."""
+        return self.path.with_name(f"{self.path.stem}_{group}.png")
 
     def close_steps(self) -> None:
         for writer in self._open_steps.values():
@@ -468,11 +471,11 @@ def execute(experiment: Experiment, station: Path, out: Path,
     with ``force``); fresh steps' results are copied in from the run that produced them.
     """
     console = console or Console()
+    params = check_parameters(experiment, station, params)  # before any file or instrument
     store = calibration_store(out, station)
     decisions = _plan(experiment, store, force, console)
     lab = load_lab(station, clock=RealClock() if realtime else None)
     try:
-        params = merge_station_defaults(experiment, lab.step_defaults, params, str(station))
         writer = RunWriter(out, experiment=experiment.name, station_yaml=lab.yaml_text,
                            station_path=station, params=params, snapshot=lab.snapshot())
     except BaseException:

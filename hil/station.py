@@ -147,7 +147,7 @@ def read_station_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
     return path, text, data
 
 
-def _step_defaults(path: Path, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def step_defaults(path: Path, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     steps = data.get("steps") or {}
     if not isinstance(steps, dict) or not all(isinstance(v, dict) for v in steps.values()):
         raise StationError(f"{path}: steps: must map step names to {{parameter: value}}")
@@ -191,7 +191,7 @@ def load_lab(path: str | Path, *, clock=None) -> Lab:
     station = qcodes.Station()
     lab = Lab(path=path, yaml_text=text, station=station, roles={}, world=world,
               interlocks=_interlocks(path, data), constants=_constants(path, data),
-              step_defaults=_step_defaults(path, data))
+              step_defaults=step_defaults(path, data))
     try:
         manager = pyvisa.ResourceManager(library) if library is not None else None
         if visalib is not None:

@@ -54,6 +54,16 @@ class SweptAnalyzer(ScpiInstrument):
 
         return set_and_reread
 
+    def set_window(self, start_hz: float, stop_hz: float) -> None:
+        """Sweep from ``start_hz`` to ``stop_hz``, never asking for stop < start on the way
+        (the edge that moves toward the new window goes first)."""
+        if start_hz > self.stop():
+            self.stop(stop_hz)
+            self.start(start_hz)
+        else:
+            self.start(start_hz)
+            self.stop(stop_hz)
+
     def _points_latest(self) -> int:
         return self.points.get_latest()
 

@@ -9,7 +9,7 @@ then a read of the complex trace (``CALC:MEAS:DATA:SDAT?``, re/im pairs) in ASCI
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Unpack
+from typing import TYPE_CHECKING, ClassVar, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -57,6 +57,16 @@ class KeysightE5080B(SweptAnalyzer):
     default_terminator = "\n"
     error_query = "SYST:ERR?"
     data_formats = DATA_FORMATS
+
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {
+        "start": (9e3, 53e9), "stop": (9e3, 53e9),  # the family; the option's own at init
+        "points": (1, POINTS_MAX),
+        "if_bandwidth": (IF_BANDWIDTH_MIN_HZ, IF_BANDWIDTH_MAX_HZ),
+        "power_dbm": (POWER_MIN_DBM, POWER_MAX_DBM),
+        "power": (dbm_to_w(POWER_MIN_DBM), dbm_to_w(POWER_MAX_DBM)),
+        "averages": (1, AVERAGES_MAX),
+    }
+    """Settable ranges by parameter, known without opening the instrument (SI units)."""
 
     def __init__(self, name: str, address: str | None = None,
                  **kwargs: Unpack[VisaInstrumentKWArgs]) -> None:

@@ -16,7 +16,7 @@ from qcodes.instrument_drivers.Keysight import KeysightN5183B as _QcodesN5183B
 from qcodes.parameters import Parameter, ParameterBase, create_on_off_val_mapping
 from qcodes.validators import Numbers
 
-from instruments._scpi import ScpiInstrument, set_all
+from instruments._scpi import ScpiInstrument, dbm_to_w, set_all, w_to_dbm
 
 if TYPE_CHECKING:
     from qcodes.instrument import VisaInstrumentKWArgs
@@ -88,6 +88,17 @@ class KeysightN5183B(ScpiInstrument, _QcodesN5183B):
             val_mapping=create_on_off_val_mapping(on_val=1, off_val=0),
         )
         """Automatic level control loop; off for narrow pulses, where it cannot settle."""
+
+        self.power_w: Parameter = self.add_parameter(
+            "power_w",
+            label="Power",
+            unit="W",
+            get_cmd=lambda: dbm_to_w(self.power.get()),
+            set_cmd=lambda watts: self.power.set(round(w_to_dbm(watts), 2)),
+            vals=Numbers(dbm_to_w(POWER_MIN_DBM), dbm_to_w(POWER_MAX_DBM)),
+        )
+        """Output power in W (the MicrowaveSource role's unit), through ``power`` (dBm), so
+        station limits on ``power`` hold here too."""
 
         self.user_power_limit: Parameter = self.add_parameter(
             "user_power_limit",

@@ -18,7 +18,7 @@ acquisition.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Unpack
+from typing import TYPE_CHECKING, ClassVar, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -80,6 +80,15 @@ class KeysightN9030B(SweptAnalyzer):
     error_query = ":SYST:ERR?"
     command_prefix = ":"
     data_formats = DATA_FORMATS
+
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {
+        "start": (0, max(FREQUENCY_OPTIONS.values())), "stop": (0, max(FREQUENCY_OPTIONS.values())),
+        "points": (1, POINTS_MAX),
+        "rbw": (RBW_MIN_HZ, RBW_MAX_HZ),
+        "averages": (1, AVERAGES_MAX),
+    }
+    """Settable ranges by parameter, known without opening the instrument (the frequencies of
+    the widest option; the instrument's own at init)."""
 
     def __init__(self, name: str, address: str | None = None,
                  **kwargs: Unpack[VisaInstrumentKWArgs]) -> None:
@@ -400,6 +409,12 @@ class KeysightN9030B(SweptAnalyzer):
         return self.noise_density.get()
 
     # --- safety ------------------------------------------------------------------------------
+
+    def use_noise_averaging(self) -> None:
+        """Noise-friendly settings: power (RMS) averaging of an averaged trace, average detector."""
+        self.trace_type("average")
+        self.average_type("RMS")
+        self.detector("AVER")
 
     def safe_state(self) -> None:
         """Protect the input: preamplifier off, input attenuation to 10 dB.

@@ -526,6 +526,54 @@ class LakeShore372(VisaInstrument):
             raise InstrumentError(f"{self.name}: {cmd!r} -> {self.esr_query} {code} "
                                   f"({', '.join(errors)})")
 
+    #: Readback and request may differ by this much before the heater resistance is corrected.
+    HEATER_POWER_TOLERANCE: ClassVar[float] = 0.01
+    #: Fill at most this fraction of a current range, leaving room for a resistance correction.
+    HEATER_RANGE_HEADROOM: ClassVar[float] = 0.9
+
+    heater_resistance_ohm: float | None = None
+    """The sample heater's resistance the open-loop drive assumes: the controller's heater setup
+    at first, then corrected from the power readback (:meth:`set_heater_power`)."""
+
+    def set_heater_power(self, watts: float) -> None:
+        """Drive the sample heater open loop (manual output, percent of a current range) at
+        ``watts`` (0: off): ``P = (range x output)^2 R``. If the power read back differs from
+        the request by more than 1 %, the resistance is taken from the readback and the output
+        set again."""
+        heater = self.sample_heater
+        if self.heater_resistance_ohm is None:
+            self.heater_resistance_ohm = float(heater.resistance.get())
+        full_scale, percent = self._drive_heater(watts)
+        if watts <= 0:
+            return
+        readback = float(self.heater_power.get())
+        if abs(readback / watts - 1) > self.HEATER_POWER_TOLERANCE:
+            self.heater_resistance_ohm = readback / (full_scale * percent / 100) ** 2
+            self._drive_heater(watts)
+
+    def _drive_heater(self, watts: float) -> tuple[float, float]:
+        heater = self.sample_heater
+        ranges = sorted(a for a in SAMPLE_HEATER_RANGES_A if a > 0)
+        current = float(np.sqrt(watts / self.heater_resistance_ohm))
+        fitting = [a for a in ranges if a * self.HEATER_RANGE_HEADROOM >= current]
+        if watts > 0 and not fitting:
+            raise ValueError(f"{self.name}: a heater power of {watts * 1e6:g} µW needs "
+                             f"{current * 1e3:.3g} mA, beyond the largest range "
+                             f"({ranges[-1] * 1e3:g} mA) of {heater.full_name}")
+        full_scale = fitting[0] if watts > 0 else 0.0
+        percent = 100.0 * current / full_scale if full_scale else 0.0
+        if full_scale > float(heater.current_range.cache.get(get_if_invalid=False) or 0.0):
+            heater.manual_output(percent)  # going up: the lower percentage first
+            heater.current_range(full_scale)
+        else:
+            heater.current_range(full_scale)
+            heater.manual_output(percent)
+        return full_scale, percent
+
+    def heater_off(self) -> None:
+        """Sample heater off (range 0, then output 0); both are tried even if one fails."""
+        set_all([(self.sample_heater.current_range, 0.0), (self.sample_heater.manual_output, 0.0)])
+
     def safe_state(self) -> None:
         """Every heater off: sample heater range 0, warm-up heater off, still output off at 0 %.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Unpack
+from typing import TYPE_CHECKING, ClassVar, Unpack
 
 from qcodes.parameters import Parameter, create_on_off_val_mapping
 from qcodes.validators import Numbers, Strings
@@ -28,6 +28,16 @@ class SantecTSL570(ScpiInstrument):
 
     default_terminator = "\r"
     error_query = ":SYST:ERR?"
+
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {
+        "wavelength": (1480e-9, 1640e-9),  # the widest band option; the instrument's own at init
+        "power_dbm": (POWER_MIN_DBM, POWER_MAX_DBM),
+        "power": (dbm_to_w(POWER_MIN_DBM), dbm_to_w(POWER_MAX_DBM)),
+    }
+    """Settable ranges by parameter, known without opening the instrument (SI units)."""
+
+    wavelength_step_m: ClassVar[float] = 0.1e-12
+    """The finest wavelength step the laser takes reliably (0.1 pm): its tuning grid."""
 
     def __init__(self, name: str, address: str | None = None,
                  **kwargs: Unpack[VisaInstrumentKWArgs]) -> None:
@@ -66,7 +76,7 @@ class SantecTSL570(ScpiInstrument):
             unit="W",
             get_cmd=lambda: dbm_to_w(self.power_dbm.get()),
             set_cmd=lambda watts: self.power_dbm.set(round(w_to_dbm(watts), 2)),
-            vals=Numbers(dbm_to_w(POWER_MIN_DBM), dbm_to_w(POWER_MAX_DBM)),
+            vals=Numbers(*self.RANGES["power"]),
         )
         """Output power set point in W, through ``power_dbm`` so station limits on it hold here too."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Unpack
+from typing import TYPE_CHECKING, ClassVar, Unpack
 
 from qcodes.parameters import Parameter, create_on_off_val_mapping
 from qcodes.validators import Ints, Numbers
@@ -25,6 +25,9 @@ class ThorlabsPM100D(ScpiInstrument):
 
     default_terminator = "\n"
     error_query = "SYST:ERR?"
+
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {"averages": (1, 10000)}
+    """Settable ranges by parameter, known without opening the instrument."""
 
     def __init__(self, name: str, address: str | None = None,
                  **kwargs: Unpack[VisaInstrumentKWArgs]) -> None:
@@ -71,7 +74,7 @@ class ThorlabsPM100D(ScpiInstrument):
             get_cmd="SENS:AVER:COUN?",
             get_parser=int,
             set_cmd="SENS:AVER:COUN {}",
-            vals=Ints(1, 10000),
+            vals=Ints(*self.RANGES["averages"]),
         )
         """Number of samples averaged per measurement (more samples: less noise, slower reads)."""
 

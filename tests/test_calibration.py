@@ -84,7 +84,7 @@ def test_force_re_runs_everything(tmp_path: Path) -> None:
 
 
 def test_missing_and_cyclic_dependencies_are_named() -> None:
-    with pytest.raises(ValueError, match="microwave needs 'optical', which is not in the chain"):
+    with pytest.raises(ValueError, match="microwave needs 'optical', which is not among the steps"):
         plan([microwave], None)
 
     @calibration(needs=("b",))

@@ -114,12 +114,12 @@ def test_the_heater_is_left_off_when_the_step_fails(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"heater_powers_uw": "0,1"}, "fridge_load: heater_powers_uw must hold at least 3 different"),
+    ({"heater_powers_uw": "0,1"}, "fridge_load: heater_powers_uw must hold at least 3 different numbers"),
     ({"heater_powers_uw": "0,1,2000"}, r"fridge_load: heater_powers_uw must be in \[0, 1000\] µW"),
     ({"heater_powers_uw": "0,-1,3"}, r"heater_powers_uw must be in \[0, 1000\] µW \(each\), got -1.0"),
     ({"heater_powers_uw": "a,b"}, "fridge_load: heater_powers_uw must be comma-separated numbers"),
     ({"settle_s": -1.0}, r"fridge_load: settle_s must be in \[0, 7200\] s"),
-    ({"samples": 0}, r"fridge_load: samples must be in \[1, 1000\]"),
+    ({"samples": 0}, r"fridge_load: samples must be an integer in \[1, 1000\]"),
     ({"max_temperature_k": 5.0}, r"fridge_load: max_temperature_k must be in \[0.005, 1\] K"),
 ])
 def test_bad_parameters_are_refused_before_any_instrument_traffic(tmp_path, params, message) -> None:

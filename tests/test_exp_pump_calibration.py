@@ -83,11 +83,13 @@ def test_it_needs_the_optical_resonance_first(tmp_path) -> None:
 
 @pytest.mark.parametrize(("params", "message"), [
     ({"detuning_m": 1e-12}, r"pump_calibration: detuning_m must be in \[5e-12, 5e-09\] m"),
-    ({"laser_powers_mw": "0.1,0.2"}, "pump_calibration: laser_powers_mw must list at least 3 powers"),
+    ({"laser_powers_mw": "0.1,0.2"},
+     "pump_calibration: laser_powers_mw must hold at least 3 different numbers"),
     ({"laser_powers_mw": "0.1,0.11,0.12"}, "laser_powers_mw must span at least a factor 2"),
     ({"laser_powers_mw": "0.1,x,1"}, "pump_calibration: laser_powers_mw must be comma-separated numbers"),
-    ({"laser_powers_mw": "0.1,1,1000"}, r"laser_powers_mw = 1 W is outside what laser_power accepts"),
-    ({"averages": 0}, r"pump_calibration: averages must be in \[1, 10000\]"),
+    ({"laser_powers_mw": "0.1,1,1000"},
+     r"laser_powers_mw must be in \[0.0316\d*, 19.95\d*\] mW \(each\), got 1000.0"),
+    ({"averages": 0}, r"pump_calibration: averages must be an integer in \[1, 10000\]"),
 ])
 def test_bad_parameters_are_refused_before_any_instrument_traffic(tmp_path, params, message) -> None:
     with bare_run(STATION_A, tmp_path) as (lab, run), traffic(lab) as sent:

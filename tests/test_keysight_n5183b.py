@@ -404,3 +404,11 @@ def test_sim_isolation_first_changes_state(sim_mw: KeysightN5183B) -> None:
 def test_sim_isolation_second_sees_defaults(sim_mw: KeysightN5183B) -> None:
     assert sim_mw.rf_output.get() is False
     assert sim_mw.frequency() == 5e9
+
+
+def test_power_in_watts_goes_through_the_dbm_power() -> None:
+    """1 mW = 0 dBm; 20 mW = 10 log10(20) = 13.01 dBm (rounded to the 0.01 dB the driver sends)."""
+    transcript = [*INIT, *scpi_write("SOUR:POW 13.01"), ("SOUR:POW?", "+1.30100000E+01")]
+    with expected_protocol(KeysightN5183B, transcript) as mw:
+        mw.power_w(20e-3)
+        assert mw.power_w() == pytest.approx(10 ** (13.01 / 10) * 1e-3, rel=1e-12)

@@ -688,3 +688,37 @@ def _parameter(instrument: LakeShore372, path: str):
     for part in path.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def test_heater_power_is_driven_open_loop_and_the_resistance_corrected_from_the_readback() -> None:
+    """10 µW into a heater the setup calls 100 Ohm: I = sqrt(P/R) = 316.2 µA, on the 1 mA range
+    (the 316 µA range leaves no 10 % headroom) at 31.6228 %. The controller reads back 12 µW,
+    so the heater is R = 100 Ohm x 12/10 = 120 Ohm; at 120 Ohm, I = sqrt(10 µW / 120 Ohm) =
+    288.7 µA: 28.8675 % of the same range, the range set first since it does not go up."""
+    transcript = [
+        *INIT,
+        ("HTRSET? 0", "+100.000,0,+0.000,2"),
+        *write("MOUT 0,31.6228"),
+        *write("RANGE 0,4"),
+        ("HTRSET? 0", "+100.000,0,+0.000,2"),
+        ("HTR?", "+1.2000E-05"),
+        *write("RANGE 0,4"),
+        *write("MOUT 0,28.8675"),
+    ]
+    with expected_protocol(LakeShore372, transcript) as ls:
+        ls.set_heater_power(10e-6)
+        assert ls.heater_resistance_ohm == pytest.approx(120.0, rel=1e-9)
+
+
+def test_heater_off_sets_range_then_output_to_zero() -> None:
+    transcript = [*INIT, *write("RANGE 0,0"), *write("MOUT 0,0")]
+    with expected_protocol(LakeShore372, transcript) as ls:
+        ls.heater_off()
+
+
+def test_a_heater_power_beyond_the_largest_range_is_refused_before_any_write() -> None:
+    """1 W into 100 Ohm needs 100 mA, the largest range: beyond its 90 % headroom."""
+    transcript = [*INIT, ("HTRSET? 0", "+100.000,0,+0.000,2")]
+    with expected_protocol(LakeShore372, transcript) as ls, \
+            pytest.raises(ValueError, match="beyond the largest range"):
+        ls.set_heater_power(1.0)

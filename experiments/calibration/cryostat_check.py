@@ -9,13 +9,15 @@ above ``max_base_k`` or the scatter above ``max_stability_k``.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 from qcodes.parameters import Parameter
 
-from experiments._checks import check, check_range
 from hil.analysis.stability import level
-from hil.calibration import calibration
 from hil.clock import clock_of, wait
+from hil.experiment import step
+from hil.parameters import Check, Param
 from hil.plotting import save_fit_plot
 from hil.results import Result
 
@@ -26,25 +28,29 @@ class CryostatNotReady(RuntimeError):
     """The mixing chamber is not at a stable base: later steps must not pump."""
 
 
-@calibration(valid_for_s=600)
-def cryostat_check(lab, run, *, duration_s: float = 60.0, interval_s: float = 5.0,
-                   max_base_k: float = 0.05, max_stability_k: float = 0.002
-                   ) -> dict[str, Result]:
+@step(valid_for_s=600, checks=(
+    Check(lambda p: p["duration_s"] / p["interval_s"] >= 3,
+          "duration_s / interval_s must give at least 4 readings, got duration_s = {duration_s} s "
+          "and interval_s = {interval_s} s"),
+    Check(lambda p: p["duration_s"] / p["interval_s"] <= 10_000,
+          "duration_s / interval_s gives more than 10000 readings (duration_s = {duration_s} s, "
+          "interval_s = {interval_s} s)"),
+))
+def cryostat_check(
+        lab, run, *,
+        duration_s: Annotated[float, Param("s", (1.0, 3600.0), "How long to read")] = 60.0,
+        interval_s: Annotated[float, Param("s", (0.1, 600.0), "Time between readings")] = 5.0,
+        max_base_k: Annotated[float, Param("K", (1e-3, 4.0), "Highest mean temperature that "
+                                           "passes")] = 0.05,
+        max_stability_k: Annotated[float, Param("K", (1e-6, 1.0), "Largest scatter (standard "
+                                                "deviation) that passes")] = 0.002,
+) -> dict[str, Result]:
     """Mixing-chamber base temperature and its stability; refuse to go on if not cold and steady.
 
     Results: ``t_base_k`` (mean reading, K, stderr of the mean), ``stability_k`` (standard
     deviation of the readings, K), ``drift_k_per_s`` (slope of a straight line through them, K/s,
     with its stderr).
     """
-    check_range(STEP, "duration_s", duration_s, 1.0, 3600.0, "s")
-    check_range(STEP, "interval_s", interval_s, 0.1, 600.0, "s")
-    check(STEP, duration_s / interval_s >= 3,
-          f"duration_s / interval_s must give at least 4 readings, got duration_s = {duration_s} s "
-          f"and interval_s = {interval_s} s")
-    check(STEP, duration_s / interval_s <= 10_000,
-          f"duration_s / interval_s gives {duration_s / interval_s:.0f} readings; at most 10000")
-    check_range(STEP, "max_base_k", max_base_k, 1e-3, 4.0, "K")
-    check_range(STEP, "max_stability_k", max_stability_k, 1e-6, 1.0, "K")
     cryostat = lab.cryostat
 
     clock = clock_of(lab)

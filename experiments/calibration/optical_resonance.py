@@ -1,36 +1,54 @@
 """Optical resonance: find the pump mode and fit its centre, linewidth and coupling (physics.md §3b).
 
-Coarse search across ``search_span_m`` at the laser's finest step, then a fine sweep of
+Coarse search across ``search_span_m`` on the laser's tuning grid (``step_m``, 0: its finest
+step), then a fine sweep of
 ``fine_span_linewidths`` linewidths around the dip with more averaging, fitted with the
 Lorentzian of physics.md §1.1 in optical frequency.
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 from scipy.constants import c as SPEED_OF_LIGHT
 
 from hil.analysis.lorentzian import fit_dip
-from hil.calibration import calibration
+from hil.experiment import step
+from hil.parameters import Check, Param, role_power_w, role_range, within
 from hil.plotting import save_fit_plot
 from hil.results import FitError, Result
 
-LASER_STEP_M = 0.1e-12  # 0.1 pm: the finest wavelength step a C-band ECL takes reliably
+
+def _laser_steps(capabilities) -> tuple[float, float]:
+    """From the laser's tuning grid to a 1 nm step."""
+    return capabilities.attribute("pump", "wavelength_step_m"), 1e-9
 
 
-@calibration(valid_for_s=3600)
-def optical_resonance(lab, run, *, center_m: float = 1550.0e-9, search_span_m: float = 0.2e-9,
-                      step_m: float = LASER_STEP_M, power_w: float = 1e-4,
-                      fine_span_linewidths: float = 12.0, fine_averages: int = 10
-                      ) -> dict[str, Result]:
+@step(valid_for_s=3600, checks=(
+    Check(lambda p: p["step_m"] == 0 or p["search_span_m"] / p["step_m"] <= 200_000,
+          "search_span_m / step_m must give at most 200000 points, got {search_span_m} m / "
+          "{step_m} m"),
+))
+def optical_resonance(
+        lab, run, *,
+        center_m: Annotated[float, Param("m", role_range("pump", "wavelength"),
+                                         "Centre of the search window")] = 1550.0e-9,
+        search_span_m: Annotated[float, Param("m", (1e-12, 100e-9), "Width of the search "
+                                              "window")] = 0.2e-9,
+        step_m: Annotated[float, Param("m", _laser_steps, "Wavelength step of the search",
+                                       zero="the laser's finest step")] = 0.0,
+        power_w: Annotated[float, Param("W", role_power_w("pump"), "Laser output power")] = 1e-4,
+        fine_span_linewidths: Annotated[float, Param("", (4.0, 1000.0), "Fine window, in "
+                                                     "linewidths")] = 12.0,
+        fine_averages: Annotated[int, Param("", within(role_range("meter", "averages"), 1),
+                                            "Readings the meter averages in the fine "
+                                            "sweep")] = 10,
+) -> dict[str, Result]:
     """Find the optical (pump) resonance; fit wavelength, linewidth and external rate."""
-    _check(search_span_m > 0, f"search_span_m must be > 0 m, got {search_span_m}")
-    _check(step_m >= LASER_STEP_M, f"step_m must be >= {LASER_STEP_M} m (0.1 pm), got {step_m}")
-    _check(search_span_m / step_m <= 200_000,
-           f"search_span_m / step_m gives {search_span_m / step_m:.0f} points; at most 200000")
-    _check(fine_span_linewidths >= 4, f"fine_span_linewidths must be >= 4, got "
-                                      f"{fine_span_linewidths}")
     laser, meter = lab.pump, lab.meter
+    grid_m = laser.wavelength_step_m
+    step_m = step_m or grid_m
 
     meter.wavelength(center_m)
     meter.averages(1)
@@ -38,7 +56,7 @@ def optical_resonance(lab, run, *, center_m: float = 1550.0e-9, search_span_m: f
     laser.wavelength(center_m - search_span_m / 2)
     laser.enable_output()
 
-    coarse_m = _grid(center_m - search_span_m / 2, center_m + search_span_m / 2, step_m)
+    coarse_m = _grid(center_m - search_span_m / 2, center_m + search_span_m / 2, step_m, grid_m)
     coarse = run.sweep("optical_resonance_search", laser.wavelength, coarse_m,
                        {"power": meter.power}, description="optical search")
     i_min = int(np.argmin(coarse["power"]))
@@ -52,7 +70,7 @@ def optical_resonance(lab, run, *, center_m: float = 1550.0e-9, search_span_m: f
     lam_min = coarse_m[i_min]
     half_span_m = max(fine_span_linewidths * rough.fwhm * lam_min ** 2 / SPEED_OF_LIGHT / 2,
                       10 * step_m)
-    fine_m = _grid(lam_min - half_span_m, lam_min + half_span_m, step_m)
+    fine_m = _grid(lam_min - half_span_m, lam_min + half_span_m, step_m, grid_m)
     meter.averages(fine_averages)
     fine = run.sweep("optical_resonance", laser.wavelength, fine_m, {"power": meter.power},
                      description="optical fine sweep")
@@ -84,14 +102,9 @@ def optical_resonance(lab, run, *, center_m: float = 1550.0e-9, search_span_m: f
     return results
 
 
-def _grid(start: float, stop: float, step: float) -> np.ndarray:
-    """Wavelengths from start to stop on the laser's own 0.1 pm grid, so none is rounded away."""
-    first = round(start / LASER_STEP_M)
-    stride = max(round(step / LASER_STEP_M), 1)
-    count = int((stop - start) / (stride * LASER_STEP_M)) + 1
-    return (first + stride * np.arange(count)) * LASER_STEP_M
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ValueError(f"optical_resonance: {message}")
+def _grid(start: float, stop: float, step: float, grid: float) -> np.ndarray:
+    """Wavelengths from start to stop on the laser's own grid, so none is rounded away."""
+    first = round(start / grid)
+    stride = max(round(step / grid), 1)
+    count = int((stop - start) / (stride * grid)) + 1
+    return (first + stride * np.arange(count)) * grid

@@ -20,23 +20,52 @@ The small dip the optical mode still makes at the parking point (``kappa^2/4 (1 
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import numpy as np
 from scipy.constants import c as SPEED_OF_LIGHT
 
-from experiments._checks import check, check_range, check_settable, parse_list
 from hil.analysis.pump_path import fit_ratio, pump_path
-from hil.calibration import calibration, require
+from hil.calibration import require
+from hil.experiment import step
+from hil.parameters import (
+    Check,
+    Param,
+    ParameterError,
+    check_value,
+    parse_list,
+    role_range,
+    settable_range,
+    within,
+)
 from hil.plotting import save_fit_plot
 from hil.results import Result
 
 STEP = "pump_calibration"
 
 
-@calibration(needs=("optical_resonance",), valid_for_s=8 * 3600)
-def pump_calibration(lab, run, *, detuning_m: float = 50e-12,
-                     laser_powers_mw: str = "0.05,0.1,0.2,0.3,0.4,0.5", averages: int = 10
-                     ) -> dict[str, Result]:
+def _laser_power_mw(capabilities) -> tuple[float, float]:
+    low, high = capabilities.power_w("pump")
+    return low * 1e3, high * 1e3
+
+
+@step(needs=("optical_resonance",), valid_for_s=8 * 3600, checks=(
+    Check(lambda p: 5e-12 <= abs(p["detuning_m"]) <= 5e-9,
+          "detuning_m must be in [5e-12, 5e-09] m (absolute value), got {detuning_m!r}"),
+    Check(lambda p: max(parse_list(p["laser_powers_mw"]))
+          >= 2 * min(parse_list(p["laser_powers_mw"])),
+          "laser_powers_mw must span at least a factor 2, got {laser_powers_mw!r}"),
+))
+def pump_calibration(
+        lab, run, *,
+        detuning_m: Annotated[float, Param("m", (-5e-9, 5e-9), "Parking point from the optical "
+                                           "resonance (5 pm to 5 nm either side)")] = 50e-12,
+        laser_powers_mw: Annotated[str, Param("mW", _laser_power_mw, "Laser powers "
+                                              "(comma-separated)", each=True, count=3)
+                                   ] = "0.05,0.1,0.2,0.3,0.4,0.5",
+        averages: Annotated[int, Param("", within(role_range("meter", "averages"), 1, 10_000),
+                                       "Readings each meter averages")] = 10,
+) -> dict[str, Result]:
     """Loss into the chip and on-chip pump power per watt at the monitor tap.
 
     Needs ``optical_resonance.wavelength_m``, ``.kappa_o_hz`` and ``.min_transmission``; the
@@ -50,34 +79,26 @@ def pump_calibration(lab, run, *, detuning_m: float = 50e-12,
     measured ratio), ``device_transmission`` (the chip's residual transmission at the parking
     point, divided out) and ``equal_loss_assumed`` (1: eta_in = eta_out assumed), with stderr.
     """
-    check_range(STEP, "detuning_m", abs(detuning_m), 5e-12, 5e-9, "m (absolute value)")
-    powers_w = [p * 1e-3 for p in parse_list(STEP, "laser_powers_mw", laser_powers_mw)]
-    check(STEP, len(powers_w) >= 3, f"laser_powers_mw must list at least 3 powers, got "
-                                    f"{laser_powers_mw!r}")
-    check(STEP, max(powers_w) >= 2 * min(powers_w),
-          f"laser_powers_mw must span at least a factor 2, got {laser_powers_mw!r}")
-    check_range(STEP, "averages", averages, 1, 10_000)
-    check(STEP, isinstance(averages, int), f"averages must be an integer, got {averages!r}")
+    powers_w = [p * 1e-3 for p in parse_list(laser_powers_mw)]
     constants = getattr(lab, "constants", {}) or {}
     for key in ("pump_tap_ratio", "pump_duty_cycle"):
-        check(STEP, key in constants, f"needs constants: {key} in the station file "
-                                      f"{getattr(lab, 'path', '')}")
+        if key not in constants:
+            raise ParameterError(f"{STEP}: needs constants: {key} in the station file "
+                                 f"{getattr(lab, 'path', '')}")
     tap_ratio = float(constants["pump_tap_ratio"])
     duty = float(constants["pump_duty_cycle"])
-    check(STEP, 0 < tap_ratio < 1, f"constants: pump_tap_ratio must be in (0, 1), got {tap_ratio}")
-    check(STEP, 0 < duty <= 1, f"constants: pump_duty_cycle must be in (0, 1], got {duty}")
+    if not 0 < tap_ratio < 1:
+        raise ParameterError(f"{STEP}: constants: pump_tap_ratio must be in (0, 1), got {tap_ratio}")
+    if not 0 < duty <= 1:
+        raise ParameterError(f"{STEP}: constants: pump_duty_cycle must be in (0, 1], got {duty}")
 
     resonance = require(run, "optical_resonance", "wavelength_m").value
     kappa = require(run, "optical_resonance", "kappa_o_hz").value
     t_min = require(run, "optical_resonance", "min_transmission").value
     wavelength = resonance + detuning_m
     laser, monitor, meter = lab.pump, lab.monitor, lab.meter
-    check_settable(STEP, "optical_resonance.wavelength_m + detuning_m", wavelength,
-                   laser.wavelength)
-    for p in powers_w:
-        check_settable(STEP, "laser_powers_mw", p, laser.power)
-    for role in (monitor, meter):
-        check_settable(STEP, "averages", averages, role.averages)
+    check_value(STEP, "optical_resonance.wavelength_m + detuning_m", wavelength,
+                *settable_range(laser.wavelength), "m")
 
     detuning_hz = SPEED_OF_LIGHT / wavelength - SPEED_OF_LIGHT / resonance
     dip = (kappa ** 2 / 4) * (1 - t_min) / (detuning_hz ** 2 + kappa ** 2 / 4)

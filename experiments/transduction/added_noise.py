@@ -19,30 +19,38 @@ reading, since its thermal occupancy adds to n_int. The hot bath follows the pum
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import numpy as np
 from qcodes.parameters import Parameter
 
-from experiments.transduction._common import (
-    allowed_range,
-    check_int,
-    check_range,
+from experiments.transduction.params import (
+    LASER_POWER,
+    MONITOR_AVERAGES,
+    POWER_MAX,
+    POWER_MIN,
+    POWER_ORDER,
+    POWERS,
+    Param,
+)
+from experiments.transduction.priors import load_priors
+from experiments.transduction.pump import (
     check_wavelength,
     duty_cycle,
     laser_powers,
-    load_priors,
-    measure_pump_detuning,
     on_chip_peak_w,
     on_grid,
     one_laser_power,
     pump_setpoint,
-    refuse,
     start_pump,
 )
+from experiments.transduction.pump_detuning import measure_pump_detuning
 from hil.analysis.noise import added_noise as added_noise_of
 from hil.analysis.noise import internal_bath, output_occupancy
 from hil.analysis.transducer import Rates, s_element
-from hil.calibration import calibration, require
+from hil.calibration import require
+from hil.experiment import step
+from hil.parameters import ParameterError, check_value, role_range, settable_range, within
 from hil.plotting import save_series_plot
 from hil.results import Result
 from hil.units import dbm_to_w
@@ -50,12 +58,28 @@ from hil.units import dbm_to_w
 STEP = "added_noise"
 
 
-@calibration(needs=("efficiency_vs_pump",), valid_for_s=3600)
-def added_noise(lab, run, *, powers: int = 5, power_min_w: float = 0.0, power_max_w: float = 0.0,
-                operating_power_w: float = 0.0, readings: int = 8,
-                off_resonance_offset_hz: float = 0.0, rbw_hz: float = 10e3, esa_points: int = 21,
-                esa_averages: int = 10_000, settle_s: float = 150.0,
-                monitor_averages: int = 10) -> dict[str, Result]:
+@step(needs=("efficiency_vs_pump",), valid_for_s=3600, checks=(POWER_ORDER,))
+def added_noise(
+        lab, run, *,
+        powers: Annotated[int, POWERS] = 5,
+        power_min_w: Annotated[float, POWER_MIN] = 0.0,
+        power_max_w: Annotated[float, POWER_MAX] = 0.0,
+        operating_power_w: Annotated[float, LASER_POWER(
+            "Laser power the results are given at", zero="the highest of the sweep")] = 0.0,
+        readings: Annotated[int, Param("", (2, 1000), "On/off-resonance reading pairs per "
+                                       "power")] = 8,
+        off_resonance_offset_hz: Annotated[float, Param(
+            "Hz", (0.0, 1e12), "Offset of the off-resonance reading (at least 5 microwave "
+            "linewidths)", zero="20 microwave linewidths")] = 0.0,
+        rbw_hz: Annotated[float, Param("Hz", role_range("esa", "rbw"), "Analyzer resolution "
+                                       "bandwidth (at most kappa_m/10)")] = 10e3,
+        esa_points: Annotated[int, Param("", within(role_range("esa", "points"), 3),
+                                         "Points per analyzer sweep")] = 21,
+        esa_averages: Annotated[int, Param("", within(role_range("esa", "averages"), 1),
+                                           "Analyzer sweeps averaged per reading")] = 10_000,
+        settle_s: Annotated[float, Param("s", (0.0, 3600.0), "Wait at each power before its "
+                                         "readings")] = 150.0,
+        monitor_averages: Annotated[int, MONITOR_AVERAGES] = 10) -> dict[str, Result]:
     """Output noise at f_m vs pump power -> n_int and the added noise n_add at the operating power.
 
     Laser powers (W, laser output): ``powers`` log-spaced from ``power_min_w`` to ``power_max_w``
@@ -68,35 +92,28 @@ def added_noise(lab, run, *, powers: int = 5, power_min_w: float = 0.0, power_ma
     duty = duty_cycle(STEP, lab)
     t_n = lab.constants.get("hemt_noise_temp_k")
     if t_n is None or not t_n > 0:
-        raise refuse(STEP, f"the station {lab.path} needs constants: hemt_noise_temp_k (K, > 0: the "
-                           f"output chain's noise temperature from a Y-factor measurement), got {t_n!r}")
+        raise ParameterError(f"{STEP}: the station {lab.path} needs constants: hemt_noise_temp_k "
+                             f"(K, > 0: the output chain's noise temperature from a Y-factor "
+                             f"measurement), got {t_n!r}")
     laser, esa = lab.pump, lab.esa
-    planned = laser_powers(STEP, laser, powers, power_min_w, power_max_w)
-    operating = one_laser_power(STEP, laser, "operating_power_w", operating_power_w,
-                                default=float(planned[-1]))
+    planned = laser_powers(laser, powers, power_min_w, power_max_w)
+    operating = one_laser_power(laser, operating_power_w, default=float(planned[-1]))
     planned = np.unique(np.append(planned, operating))
-    check_int(STEP, "readings", readings, 2, 1000)
-    check_range(STEP, "settle_s", settle_s, 0.0, 3600.0, "s")
-    check_int(STEP, "monitor_averages", monitor_averages, 1, 10_000)
     rates = priors.rates
     f_m = priors.f_m_hz
     offset = off_resonance_offset_hz or 20 * rates.kappa_m_hz
-    check_range(STEP, "off_resonance_offset_hz", offset, 5 * rates.kappa_m_hz, math.inf,
+    check_value(STEP, "off_resonance_offset_hz", offset, 5 * rates.kappa_m_hz, math.inf,
                 "Hz (at least 5 microwave linewidths; 0 = 20)")
-    low, high = allowed_range(esa.rbw)
-    check_range(STEP, "rbw_hz", rbw_hz, low, min(high, rates.kappa_m_hz / 10),
+    low, high = settable_range(esa.rbw)
+    check_value(STEP, "rbw_hz", rbw_hz, low, min(high, rates.kappa_m_hz / 10),
                 "Hz (the analyzer's range, and at most kappa_m/10)")
-    low, high = allowed_range(esa.points)
-    check_int(STEP, "esa_points", esa_points, int(max(low, 3)), int(high))
-    low, high = allowed_range(esa.averages)
-    check_int(STEP, "esa_averages", esa_averages, int(max(low, 1)), int(high))
     span = 20 * rbw_hz
-    f_low, f_high = allowed_range(esa.start)[0], allowed_range(esa.stop)[1]
+    f_low, f_high = settable_range(esa.start)[0], settable_range(esa.stop)[1]
     for f in (f_m, f_m + offset):
         if not f_low <= f - span / 2 < f + span / 2 <= f_high:
-            raise refuse(STEP, f"{f:.0f} Hz is outside the analyzer's range [{f_low:g}, {f_high:g}] Hz; "
-                               f"change off_resonance_offset_hz")
-    wavelength = on_grid(priors.pump_wavelength_m)
+            raise ParameterError(f"{STEP}: {f:.0f} Hz is outside the analyzer's range "
+                                 f"[{f_low:g}, {f_high:g}] Hz; change off_resonance_offset_hz")
+    wavelength = on_grid(laser, priors.pump_wavelength_m)
     check_wavelength(STEP, lab, wavelength)
 
     # -- the lab -------------------------------------------------------------------------------
@@ -159,11 +176,8 @@ def added_noise(lab, run, *, powers: int = 5, power_min_w: float = 0.0, power_ma
 
 
 def _setup_analyzer(esa, rbw_hz: float, points: int, averages: int) -> None:
-    """Noise-friendly settings where the analyzer has them: power (RMS) averaging of an averaged
-    trace with the average detector."""
-    for name, value in (("trace_type", "average"), ("average_type", "RMS"), ("detector", "AVER")):
-        if hasattr(esa, name):
-            getattr(esa, name)(value)
+    """Noise-friendly settings: power (RMS) averaging of an averaged trace, average detector."""
+    esa.use_noise_averaging()
     esa.rbw(rbw_hz)
     esa.points(points)
     esa.averages(averages)
@@ -173,13 +187,7 @@ def _marker(esa, name: str, frequency_hz: float, span_hz: float) -> Parameter:
     """A noise-density reading (dBm/Hz) at ``frequency_hz`` from a fresh acquisition around it."""
 
     def read() -> float:
-        start, stop = frequency_hz - span_hz / 2, frequency_hz + span_hz / 2
-        if start > esa.stop():
-            esa.stop(stop)
-            esa.start(start)
-        else:
-            esa.start(start)
-            esa.stop(stop)
+        esa.set_window(frequency_hz - span_hz / 2, frequency_hz + span_hz / 2)
         esa.run_sweep()
         return esa.measure_noise_density(frequency_hz)
 

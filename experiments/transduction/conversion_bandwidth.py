@@ -11,56 +11,66 @@ of |S21|^2 is the device's.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
-from experiments.transduction._common import (
-    Vna,
-    Window,
-    check_int,
-    check_range,
+from experiments.transduction.params import (
+    MONITOR_AVERAGES,
+    PUMP_POWER,
+    VNA_AVERAGES,
+    VNA_IF_BANDWIDTH,
+    VNA_POWER,
+    Param,
+)
+from experiments.transduction.priors import load_priors
+from experiments.transduction.pump import (
     check_wavelength,
     duty_cycle,
     finish,
-    load_priors,
-    measure_pump_detuning,
     on_chip_peak_w,
     on_grid,
     one_laser_power,
     pump_setpoint,
     start_pump,
 )
+from experiments.transduction.pump_detuning import measure_pump_detuning
+from experiments.transduction.vna import Vna, Window
 from hil.analysis.bandwidth import fwhm
-from hil.calibration import calibration
+from hil.experiment import step
 from hil.plotting import save_series_plot
 from hil.results import FitError, Result
 
 STEP = "conversion_bandwidth"
 
 
-@calibration(needs=("optical_resonance", "microwave_resonance", "pump_calibration"),
-             valid_for_s=3600)
-def conversion_bandwidth(lab, run, *, pump_power_w: float = 0.0, search_span_linewidths: float = 20.0,
-                         search_points: int = 201, fine_span_widths: float = 4.0, points: int = 201,
-                         if_bandwidth_hz: float = 10.0, vna_power_dbm: float = 0.0,
-                         averages: int = 4, monitor_averages: int = 10) -> dict[str, Result]:
+@step(needs=("optical_resonance", "microwave_resonance", "pump_calibration"), valid_for_s=3600)
+def conversion_bandwidth(
+        lab, run, *,
+        pump_power_w: Annotated[float, PUMP_POWER] = 0.0,
+        search_span_linewidths: Annotated[float, Param("", (4.0, 1000.0), "Search window, in "
+                                                       "microwave linewidths")] = 20.0,
+        search_points: Annotated[int, Param("", (21, 20001), "Points of the search trace")] = 201,
+        fine_span_widths: Annotated[float, Param("", (1.5, 50.0), "Fine window, in rough "
+                                                 "conversion widths")] = 4.0,
+        points: Annotated[int, Param("", (21, 20001), "Points of the fine trace")] = 201,
+        if_bandwidth_hz: Annotated[float, VNA_IF_BANDWIDTH] = 10.0,
+        vna_power_dbm: Annotated[float, VNA_POWER] = 0.0,
+        averages: Annotated[int, VNA_AVERAGES] = 4,
+        monitor_averages: Annotated[int, MONITOR_AVERAGES] = 10) -> dict[str, Result]:
     """FWHM of the conversion spectrum |S21|^2 at ``pump_power_w`` (laser output, W; 0 = the
     laser's maximum on this station)."""
     priors = load_priors(run)
     duty = duty_cycle(STEP, lab)
     laser = lab.pump
-    power = one_laser_power(STEP, laser, "pump_power_w", pump_power_w)
-    check_range(STEP, "search_span_linewidths", search_span_linewidths, 4.0, 1000.0)
-    check_int(STEP, "search_points", search_points, 21, 20001)
-    check_range(STEP, "fine_span_widths", fine_span_widths, 1.5, 50.0)
-    check_int(STEP, "points", points, 21, 20001)
-    check_int(STEP, "monitor_averages", monitor_averages, 1, 10_000)
+    power = one_laser_power(laser, pump_power_w)
     vna = Vna(STEP, lab.vna, if_bandwidth_hz=if_bandwidth_hz, power_dbm=vna_power_dbm,
               averages=averages)
     f_m = priors.f_m_hz
     search = Window.around("frequency", f_m, search_span_linewidths * priors.rates.kappa_m_hz,
                            search_points)
     vna.check_window(search, "search_span_linewidths")
-    wavelength = on_grid(priors.pump_wavelength_m)
+    wavelength = on_grid(laser, priors.pump_wavelength_m)
     check_wavelength(STEP, lab, wavelength)
 
     # -- the lab -------------------------------------------------------------------------------

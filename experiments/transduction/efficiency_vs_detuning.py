@@ -17,38 +17,55 @@ points to work with; wider modes are sampled with ``max_points`` at coarser (who
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import numpy as np
 from scipy.constants import c as SPEED_OF_LIGHT
 
-from experiments.calibration.optical_resonance import LASER_STEP_M
-from experiments.transduction._common import (
-    check_int,
-    check_range,
+from experiments.transduction.params import (
+    CONVERSION_POINTS,
+    CONVERSION_SPAN,
+    MONITOR_AVERAGES,
+    PUMP_POWER,
+    REFERENCE_OFFSET,
+    REFERENCE_POINTS,
+    VNA_AVERAGES,
+    VNA_IF_BANDWIDTH,
+    VNA_POWER,
+    Param,
+)
+from experiments.transduction.priors import load_priors
+from experiments.transduction.pump import (
     check_wavelength,
-    conversion_measured,
-    conversion_points,
-    conversion_windows,
     finish,
-    load_priors,
     on_grid,
     one_laser_power,
     start_pump,
 )
+from experiments.transduction.vna import conversion_measured, conversion_spectra, conversion_windows
 from hil.analysis.detuning import fit_detuning
-from hil.calibration import calibration
+from hil.experiment import step
 from hil.plotting import save_series_plot
 from hil.results import Result
 
 STEP = "efficiency_vs_detuning"
 
 
-@calibration(needs=("optical_resonance", "microwave_resonance"), valid_for_s=3600)
-def efficiency_vs_detuning(lab, run, *, pump_power_w: float = 0.0, half_span_linewidths: float = 2.0,
-                           max_points: int = 21, span_linewidths: float = 6.0, points: int = 101,
-                           reference_offset_hz: float = 0.0, reference_points: int = 21,
-                           if_bandwidth_hz: float = 10.0, vna_power_dbm: float = 0.0,
-                           averages: int = 1, monitor_averages: int = 10) -> dict[str, Result]:
+@step(needs=("optical_resonance", "microwave_resonance"), valid_for_s=3600)
+def efficiency_vs_detuning(
+        lab, run, *,
+        pump_power_w: Annotated[float, PUMP_POWER] = 0.0,
+        half_span_linewidths: Annotated[float, Param("", (0.5, 20.0), "Detuning span either "
+                                                     "side, in optical linewidths")] = 2.0,
+        max_points: Annotated[int, Param("", (5, 401), "Most laser wavelengths")] = 21,
+        span_linewidths: Annotated[float, CONVERSION_SPAN] = 6.0,
+        points: Annotated[int, CONVERSION_POINTS] = 101,
+        reference_offset_hz: Annotated[float, REFERENCE_OFFSET] = 0.0,
+        reference_points: Annotated[int, REFERENCE_POINTS] = 21,
+        if_bandwidth_hz: Annotated[float, VNA_IF_BANDWIDTH] = 10.0,
+        vna_power_dbm: Annotated[float, VNA_POWER] = 0.0,
+        averages: Annotated[int, VNA_AVERAGES] = 1,
+        monitor_averages: Annotated[int, MONITOR_AVERAGES] = 10) -> dict[str, Result]:
     """C vs pump detuning at fixed power: kappa_p, C0 and the pump mode's offset Delta_0.
 
     ``pump_power_w``: laser output (W; 0 = the laser's maximum on this station). The laser
@@ -57,16 +74,13 @@ def efficiency_vs_detuning(lab, run, *, pump_power_w: float = 0.0, half_span_lin
     """
     priors = load_priors(run, pump_calibration=False)
     laser = lab.pump
-    power = one_laser_power(STEP, laser, "pump_power_w", pump_power_w)
-    check_range(STEP, "half_span_linewidths", half_span_linewidths, 0.5, 20.0)
-    check_int(STEP, "max_points", max_points, 5, 401)
-    check_int(STEP, "monitor_averages", monitor_averages, 1, 10_000)
+    power = one_laser_power(laser, pump_power_w)
     rates = priors.rates
     vna, main, reference = conversion_windows(
         STEP, lab, priors, span_linewidths=span_linewidths, points=points,
         reference_offset_hz=reference_offset_hz, reference_points=reference_points,
         if_bandwidth_hz=if_bandwidth_hz, vna_power_dbm=vna_power_dbm, averages=averages)
-    wavelengths = _wavelength_grid(priors.pump_wavelength_m, half_span_linewidths * rates.kappa_o_hz,
+    wavelengths = _wavelength_grid(laser, priors.pump_wavelength_m, half_span_linewidths * rates.kappa_o_hz,
                                    max_points)
     for w in (wavelengths[0], wavelengths[-1]):
         check_wavelength(STEP, lab, w)
@@ -91,7 +105,7 @@ def efficiency_vs_detuning(lab, run, *, pump_power_w: float = 0.0, half_span_lin
 
     def centred(shift: float):
         nonlocal starts
-        spectra = conversion_points(data, main, reference, priors, nominal - shift, starts)
+        spectra = conversion_spectra(data, main, reference, priors, nominal - shift, starts)
         starts = [p.cooperativity for p in spectra]
         coop = np.array([p.cooperativity for p in spectra])
         coop_err = np.array([p.cooperativity_err for p in spectra])
@@ -103,11 +117,11 @@ def efficiency_vs_detuning(lab, run, *, pump_power_w: float = 0.0, half_span_lin
         if abs(fit.center_hz) < max(fit.center_err / 3, 1e-5 * fit.kappa_hz):
             break
         if previous is None or previous[1] == fit.center_hz:
-            step = fit.center_hz
+            move = fit.center_hz
         else:
-            step = -fit.center_hz * (shift - previous[0]) / (fit.center_hz - previous[1])
+            move = -fit.center_hz * (shift - previous[0]) / (fit.center_hz - previous[1])
         previous = (shift, fit.center_hz)
-        shift += step
+        shift += move
         fit, coop, coop_err = centred(shift)
     detunings = nominal - shift
     results = {
@@ -132,14 +146,15 @@ def efficiency_vs_detuning(lab, run, *, pump_power_w: float = 0.0, half_span_lin
     return results
 
 
-def _wavelength_grid(center_m: float, half_span_hz: float, max_points: int) -> np.ndarray:
-    """Laser wavelengths on its 0.1 pm grid covering +-half_span_hz around ``center_m``, in whole
+def _wavelength_grid(laser, center_m: float, half_span_hz: float, max_points: int) -> np.ndarray:
+    """Laser wavelengths on its tuning grid covering +-half_span_hz around ``center_m``, in whole
     grid steps, at most ``max_points`` of them, ascending."""
-    center = on_grid(center_m)
-    step_hz = SPEED_OF_LIGHT * LASER_STEP_M / center ** 2
+    grid_m = laser.wavelength_step_m
+    center = on_grid(laser, center_m)
+    step_hz = SPEED_OF_LIGHT * grid_m / center ** 2
     steps_per_point = max(1, math.ceil(2 * half_span_hz / step_hz / (max_points - 1)))
     half = max(1, math.ceil(half_span_hz / (steps_per_point * step_hz)))
     while 2 * half + 1 > max_points:
         half -= 1
     index = np.arange(-half, half + 1) * steps_per_point
-    return np.array([on_grid(center + i * LASER_STEP_M) for i in index])
+    return np.array([on_grid(laser, center + i * grid_m) for i in index])

@@ -24,30 +24,43 @@ step ``bidirectional``, whose ``eta_total`` is eta at the microwave resonance fr
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import numpy as np
 
-from experiments.transduction._common import (
-    check_int,
+from experiments.transduction.params import (
+    CONVERSION_POINTS,
+    CONVERSION_SPAN,
+    LASER_POWER,
+    MONITOR_AVERAGES,
+    POWER_MAX,
+    POWER_MIN,
+    POWER_ORDER,
+    POWERS,
+    REFERENCE_OFFSET,
+    REFERENCE_POINTS,
+    VNA_AVERAGES,
+    VNA_IF_BANDWIDTH,
+    VNA_POWER,
+    Param,
+)
+from experiments.transduction.priors import eta_max_with_error, load_priors
+from experiments.transduction.pump import (
     check_wavelength,
-    conversion_measured,
-    conversion_points,
-    conversion_windows,
     duty_cycle,
-    eta_max_with_error,
     finish,
     laser_powers,
-    load_priors,
-    measure_pump_detuning,
     on_chip_peak_w,
     on_grid,
     one_laser_power,
     pump_setpoint,
     start_pump,
 )
+from experiments.transduction.pump_detuning import measure_pump_detuning
+from experiments.transduction.vna import conversion_measured, conversion_spectra, conversion_windows
 from hil.analysis.efficiency import fit_slope
 from hil.analysis.transducer import conversion_efficiency, g0_from_cooperativity_slope
-from hil.calibration import calibration
+from hil.experiment import step
 from hil.plotting import save_series_plot
 from hil.results import Result
 
@@ -55,15 +68,25 @@ STEP = "efficiency_vs_pump"
 BIDIRECTIONAL = "bidirectional"
 
 
-@calibration(needs=("optical_resonance", "microwave_resonance", "pump_calibration"),
-             valid_for_s=3600)
-def efficiency_vs_pump(lab, run, *, powers: int = 12, power_min_w: float = 0.0,
-                       power_max_w: float = 0.0, operating_power_w: float = 0.0,
-                       span_linewidths: float = 6.0, points: int = 101,
-                       reference_offset_hz: float = 0.0, reference_points: int = 21,
-                       if_bandwidth_hz: float = 10.0, vna_power_dbm: float = 0.0,
-                       averages: int = 1, operating_averages: int = 8,
-                       monitor_averages: int = 10) -> dict[str, Result]:
+@step(needs=("optical_resonance", "microwave_resonance", "pump_calibration"), valid_for_s=3600,
+      checks=(POWER_ORDER,))
+def efficiency_vs_pump(
+        lab, run, *,
+        powers: Annotated[int, POWERS] = 12,
+        power_min_w: Annotated[float, POWER_MIN] = 0.0,
+        power_max_w: Annotated[float, POWER_MAX] = 0.0,
+        operating_power_w: Annotated[float, LASER_POWER(
+            "Laser power of the bidirectional calibration", zero="the highest of the sweep")] = 0.0,
+        span_linewidths: Annotated[float, CONVERSION_SPAN] = 6.0,
+        points: Annotated[int, CONVERSION_POINTS] = 101,
+        reference_offset_hz: Annotated[float, REFERENCE_OFFSET] = 0.0,
+        reference_points: Annotated[int, REFERENCE_POINTS] = 21,
+        if_bandwidth_hz: Annotated[float, VNA_IF_BANDWIDTH] = 10.0,
+        vna_power_dbm: Annotated[float, VNA_POWER] = 0.0,
+        averages: Annotated[int, VNA_AVERAGES] = 1,
+        operating_averages: Annotated[int, Param("", (1, 10_000), "VNA sweeps averaged at the "
+                                                 "operating power")] = 8,
+        monitor_averages: Annotated[int, MONITOR_AVERAGES] = 10) -> dict[str, Result]:
     """Efficiency vs pump power: g0, P_C1, eta_max; bidirectional eta_total at the operating power.
 
     Returns this step's results; ``eta_total`` (with the operating point's on-chip power and C)
@@ -77,17 +100,14 @@ def efficiency_vs_pump(lab, run, *, powers: int = 12, power_min_w: float = 0.0,
     priors = load_priors(run)
     duty = duty_cycle(STEP, lab)
     laser = lab.pump
-    planned = laser_powers(STEP, laser, powers, power_min_w, power_max_w)
-    operating = one_laser_power(STEP, laser, "operating_power_w", operating_power_w,
-                                default=float(planned[-1]))
-    check_int(STEP, "operating_averages", operating_averages, 1, 10_000)
-    check_int(STEP, "monitor_averages", monitor_averages, 1, 10_000)
+    planned = laser_powers(laser, powers, power_min_w, power_max_w)
+    operating = one_laser_power(laser, operating_power_w, default=float(planned[-1]))
     rates = priors.rates
     vna, main, reference = conversion_windows(
         STEP, lab, priors, span_linewidths=span_linewidths, points=points,
         reference_offset_hz=reference_offset_hz, reference_points=reference_points,
         if_bandwidth_hz=if_bandwidth_hz, vna_power_dbm=vna_power_dbm, averages=averages)
-    wavelength = on_grid(priors.pump_wavelength_m)
+    wavelength = on_grid(laser, priors.pump_wavelength_m)
     check_wavelength(STEP, lab, wavelength)
 
     # -- the lab -------------------------------------------------------------------------------
@@ -105,7 +125,7 @@ def efficiency_vs_pump(lab, run, *, powers: int = 12, power_min_w: float = 0.0,
 
     # -- analysis ------------------------------------------------------------------------------
     chip_w = on_chip_peak_w(data["monitor_power"], priors.chip_per_monitor, duty)
-    spectra = conversion_points(data, main, reference, priors, delta_p)
+    spectra = conversion_spectra(data, main, reference, priors, delta_p)
     coop = np.array([p.cooperativity for p in spectra])
     coop_err = np.array([p.cooperativity_err for p in spectra])
     slope = fit_slope(chip_w * factor, coop, coop_err)  # C = k L P, k at zero detuning
@@ -146,7 +166,7 @@ def efficiency_vs_pump(lab, run, *, powers: int = 12, power_min_w: float = 0.0,
                       {"monitor_power": lab.monitor.power, **conversion_measured(vna, main, reference)},
                       description="bidirectional calibration")
     finish(lab)
-    spectrum = conversion_points(point, main, reference, priors, delta_p)[0]
+    spectrum = conversion_spectra(point, main, reference, priors, delta_p)[0]
     eta_total, eta_total_err = spectrum.eta_at_f_m()
     operating_chip_w = float(on_chip_peak_w(point["monitor_power"][0], priors.chip_per_monitor, duty))
     bidirectional = {

@@ -1,0 +1,63 @@
+"""What the transduction steps take from the resonance steps and the pump calibration.
+
+:func:`load_priors` gathers the optical and microwave resonances (and ``chip_per_monitor``) of
+this run, or raises a clear MissingCalibration naming what to run first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scipy.constants import c as SPEED_OF_LIGHT
+
+from hil.analysis.transducer import Rates
+from hil.calibration import require
+
+
+@dataclass(frozen=True)
+class Priors:
+    """What the resonance steps (and the pump calibration) found, with relative errors."""
+
+    pump_wavelength_m: float   # the optical (pump) resonance
+    rates: Rates
+    f_m_hz: float
+    chip_per_monitor: float | None
+    rel_err: dict[str, float]  # relative standard errors by result name
+
+    @property
+    def pump_frequency_hz(self) -> float:
+        return SPEED_OF_LIGHT / self.pump_wavelength_m
+
+
+def _value(run, step: str, name: str) -> tuple[float, float]:
+    result = require(run, step, name)
+    rel = (result.stderr or 0.0) / abs(result.value) if result.value else 0.0
+    return float(result.value), float(rel)
+
+
+def load_priors(run, *, pump_calibration: bool = True) -> Priors:
+    """The optical and microwave resonances (and chip_per_monitor) of this run, or a clear
+    MissingCalibration naming what to run first."""
+    rel: dict[str, float] = {}
+    values: dict[str, float] = {}
+    wanted = [("optical_resonance", "wavelength_m"), ("optical_resonance", "kappa_o_hz"),
+              ("optical_resonance", "kappa_o_ex_hz"), ("microwave_resonance", "f_m_hz"),
+              ("microwave_resonance", "kappa_m_hz"), ("microwave_resonance", "kappa_m_ex_hz")]
+    if pump_calibration:
+        wanted.append(("pump_calibration", "chip_per_monitor"))
+    for step, name in wanted:
+        values[name], rel[name] = _value(run, step, name)
+    rates = Rates(values["kappa_o_hz"], values["kappa_o_ex_hz"], values["kappa_m_hz"],
+                  values["kappa_m_ex_hz"])
+    return Priors(values["wavelength_m"], rates, values["f_m_hz"],
+                  values.get("chip_per_monitor"), rel)
+
+
+def eta_max_with_error(priors: Priors) -> tuple[float, float]:
+    """eta_o eta_m (the on-chip efficiency at C = 1, physics.md §1.3) and its standard error."""
+    r = priors.rel_err
+    rel = math.sqrt(r["kappa_o_hz"] ** 2 + r["kappa_o_ex_hz"] ** 2 + r["kappa_m_hz"] ** 2
+                    + r["kappa_m_ex_hz"] ** 2)
+    value = priors.rates.eta_o * priors.rates.eta_m
+    return value, value * rel

@@ -1,0 +1,108 @@
+"""The pump for the transduction steps: its powers, its wavelength on the laser's grid, its duty.
+
+On-chip pump power. The monitor meter reads the time average of the (possibly pulsed) amplified
+pump; the transducer sees the peak. ``pump_calibration.chip_per_monitor`` is taken as the
+on-chip power per watt at the monitor tap (the path ratio, what the pump calibration measures
+with the pump CW), so the peak on chip is ``monitor / duty x chip_per_monitor`` with the duty
+cycle from the station's ``constants: pump_duty_cycle`` (:func:`on_chip_peak_w`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from qcodes.parameters import Parameter
+from qcodes.validators import Numbers
+
+from hil.clock import wait
+from hil.parameters import ParameterError, check_value, settable_range
+from hil.units import dbm_to_w
+
+
+def power_range_w(laser) -> tuple[float, float]:
+    """The laser's settable output power (W) on this station: ``power``'s range intersected
+    with ``power_dbm``'s (where station limits usually sit)."""
+    low, high = settable_range(laser.power)
+    lo_dbm, hi_dbm = settable_range(laser.power_dbm)
+    if math.isfinite(lo_dbm):
+        low = max(low, float(dbm_to_w(lo_dbm)))
+    if math.isfinite(hi_dbm):
+        high = min(high, float(dbm_to_w(hi_dbm)))
+    return max(low, 0.0), high
+
+
+def laser_powers(laser, count: int, power_min_w: float, power_max_w: float) -> np.ndarray:
+    """``count`` laser output powers, log-spaced from ``power_min_w`` to ``power_max_w`` (0 for
+    a bound: the laser's own bound on this station). The step's declaration checked them."""
+    low, high = power_range_w(laser)
+    pmin = low if power_min_w == 0 else power_min_w
+    pmax = high if power_max_w == 0 else power_max_w
+    if count == 1:
+        return np.array([pmax])
+    return np.geomspace(pmin, pmax, count)
+
+
+def one_laser_power(laser, value: float, default: float | None = None) -> float:
+    """A single laser power: ``value``, or for 0 ``default`` (else the laser's maximum)."""
+    if value != 0:
+        return float(value)
+    return float(power_range_w(laser)[1] if default is None else default)
+
+
+def on_grid(laser, wavelength_m: float) -> float:
+    """The nearest wavelength on the laser's tuning grid (its ``wavelength_step_m``)."""
+    step = laser.wavelength_step_m
+    return round(wavelength_m / step) * step
+
+
+def duty_cycle(step: str, lab) -> float:
+    """The pump's duty cycle from the station's constants (1 for a CW pump)."""
+    duty = lab.constants.get("pump_duty_cycle")
+    if duty is None:
+        raise ParameterError(f"{step}: the station {lab.path} has no constants: pump_duty_cycle "
+                             f"(1.0 for a CW pump, the gate's on-fraction for a pulsed one)")
+    if not 0 < duty <= 1:
+        raise ParameterError(f"{step}: constants.pump_duty_cycle must be in (0, 1], got {duty!r}")
+    return float(duty)
+
+
+def on_chip_peak_w(monitor_w, chip_per_monitor: float, duty: float):
+    """Peak on-chip pump power from the monitor's time-averaged reading (see the module docs)."""
+    return np.asarray(monitor_w, dtype=float) / duty * chip_per_monitor
+
+
+def pump_setpoint(lab, settle_s: float = 0.0) -> Parameter:
+    """The sweep's setpoint: the laser's output power (W), then ``settle_s`` on the lab's clock."""
+    laser = lab.pump
+
+    def set_power(watts: float) -> None:
+        laser.power(watts)
+        if settle_s > 0:
+            wait(lab, settle_s)
+
+    return Parameter("laser_power", label="Laser output power", unit="W", set_cmd=set_power,
+                     get_cmd=None, vals=Numbers(*power_range_w(laser)))
+
+
+def start_pump(lab, wavelength_m: float, power_w: float, monitor_averages: int) -> None:
+    """Laser on at ``wavelength_m`` and ``power_w``; the monitor meter corrected for it."""
+    laser, monitor = lab.pump, lab.monitor
+    monitor.wavelength(wavelength_m)
+    monitor.averages(monitor_averages)
+    laser.power(power_w)
+    laser.wavelength(wavelength_m)
+    laser.enable_output()
+
+
+def check_wavelength(step: str, lab, wavelength_m: float) -> None:
+    """A pump wavelength computed from measured data, inside the laser's range (nothing sent)."""
+    check_value(step, "pump wavelength", wavelength_m, *settable_range(lab.pump.wavelength),
+                "m (the laser's range)")
+
+
+def finish(lab) -> None:
+    """End of a step: pump off, VNA source off (the next step sets up what it needs)."""
+    for role in ("pump", "vna"):
+        if role in lab.roles:
+            lab.roles[role].safe_state()

@@ -1,0 +1,82 @@
+"""Calibrated conversion spectra: eta(w) = |S21 S12| / (G11 G22) and its cooperativity.
+
+Each pump setting's S21 and S12 over the conversion window are divided by the reference gains
+from S11 and S22 off resonance (the bidirectional calibration, physics.md §1.8), and the
+spectrum is fitted for C (:func:`hil.analysis.efficiency.fit_cooperativity`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from hil.analysis.efficiency import (
+    CooperativityFit,
+    bidirectional_efficiency,
+    fit_cooperativity,
+    reference_gain,
+    value_at,
+)
+from hil.analysis.transducer import Rates, s_element
+
+
+@dataclass(frozen=True)
+class ConversionPoint:
+    """One pump setting's calibrated conversion spectrum and its cooperativity."""
+
+    offsets_hz: np.ndarray      # probe - f_m
+    eta: np.ndarray             # |S21 S12| / (G11 G22): on-chip |S_oe|^2 (physics.md §1.8)
+    fit: CooperativityFit
+    gain_rel_err: float         # relative error of eta from the two reference gains
+
+    @property
+    def cooperativity(self) -> float:
+        return self.fit.cooperativity
+
+    @property
+    def cooperativity_err(self) -> float:
+        c = self.fit.cooperativity
+        return math.hypot(self.fit.stderr, c * self.gain_rel_err)
+
+    def eta_at_f_m(self) -> tuple[float, float]:
+        """eta at the microwave resonance (local quadratic fit) and its standard error."""
+        value, err = value_at(self.offsets_hz, self.eta, self.fit.model, 0.0)
+        return value, math.hypot(err, value * self.gain_rel_err)
+
+
+def conversion_point(s21, s12, s11_ref, s22_ref, offsets_hz, ref_offsets_hz, rates: Rates,
+                     detuning_hz: float, start: float | None = None) -> ConversionPoint:
+    """Calibrate one setting's traces with its references and fit its cooperativity.
+
+    The references are divided by the device's own reflection at their frequencies (1 far off
+    resonance; computed with the fitted C, so the loop runs twice). ``start``: a C to start the
+    fit from (else it scans for one).
+    """
+    delta_o = -detuning_hz  # the signal mode sits at -Delta_p in the probe's frame (§1.3)
+    offsets = np.asarray(offsets_hz, dtype=float)
+    ref_offsets = np.asarray(ref_offsets_hz, dtype=float)
+    s21, s12 = np.asarray(s21, dtype=float), np.asarray(s12, dtype=float)
+    cooperativity = 0.0
+    for i in range(2):
+        g11, e11 = reference_gain(s11_ref, np.abs(s_element("m_ex", "m_ex", ref_offsets, cooperativity,
+                                                             rates, delta_o)))
+        g22, e22 = reference_gain(s22_ref, np.abs(s_element("o_ex", "o_ex", ref_offsets, cooperativity,
+                                                             rates, delta_o)))
+        eta = bidirectional_efficiency(s21, s12, g11, g22)
+        fit = fit_cooperativity(offsets, eta, rates, delta_o, start=start if i == 0 else cooperativity)
+        cooperativity = fit.cooperativity
+    return ConversionPoint(offsets, eta, fit, math.hypot(e11 / g11, e22 / g22))
+
+
+def conversion_points(data: dict[str, np.ndarray], offsets_hz, ref_offsets_hz, rates: Rates,
+                      detunings_hz, starts=None) -> list[ConversionPoint]:
+    """Every setting of a sweep (``data``: rows of ``s21``, ``s12``, ``s11_ref``, ``s22_ref``):
+    probe offsets from f_m of the main and the reference window, detuning per row."""
+    count = len(data["s21"])
+    detunings = np.broadcast_to(np.asarray(detunings_hz, dtype=float), (count,))
+    starts = [None] * count if starts is None else list(starts)
+    return [conversion_point(data["s21"][i], data["s12"][i], data["s11_ref"][i], data["s22_ref"][i],
+                             offsets_hz, ref_offsets_hz, rates, float(detunings[i]), starts[i])
+            for i in range(count)]
