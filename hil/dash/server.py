@@ -1,0 +1,32 @@
+"""Serving the live view: loopback unless asked, then uvicorn until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+from hil.dash.source import RunSource
+
+
+class RemoteRefused(ValueError):
+    """A non-loopback address was asked for without ``allow_remote``."""
+
+
+def check_host(host: str, allow_remote: bool) -> None:
+    """Refuse a non-loopback bind unless allowed: the view has no authentication."""
+    from hil.sim.server import is_loopback  # one definition of "loopback" for every server
+
+    if not allow_remote and not is_loopback(host):
+        raise RemoteRefused(f"--host {host}: not a loopback address; the dashboard has no "
+                            f"authentication, so it listens on 127.0.0.1 unless --allow-remote "
+                            f"is given (trusted networks only)")
+
+
+def serve(source: RunSource, *, host: str = "127.0.0.1", port: int = 8050,
+          allow_remote: bool = False, catalog: str | None = None) -> None:
+    """Serve the view of ``source`` on ``host:port`` until interrupted."""
+    import uvicorn
+
+    from hil.dash.app import create_app
+
+    check_host(host, allow_remote)
+    config = uvicorn.Config(create_app(source, catalog=catalog), host=host, port=port,
+                            log_level="warning", access_log=False, lifespan="off")
+    uvicorn.Server(config).run()
