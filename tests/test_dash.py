@@ -99,7 +99,7 @@ def test_step_figures_plot_every_point_and_grids_as_maps(client):
     assert line["points"] == len(TEMPERATURES_K)
     (trace,) = line["figure"]["data"]
     assert trace["type"] == "scatter"
-    assert _values(trace["y"]) == pytest.approx(TEMPERATURES_K)
+    assert trace["y"] == pytest.approx(TEMPERATURES_K)
     assert line["figure"]["layout"]["xaxis"]["title"]["text"] == "Time since the first reading (s)"
     grid = client.get("/api/runs/20260101T000000Z_chain/steps/efficiency_map/figure").json()
     (heatmap,) = grid["figure"]["data"]
@@ -107,14 +107,6 @@ def test_step_figures_plot_every_point_and_grids_as_maps(client):
     # Rows are pump powers with data (2 of 3 taken); the point not taken yet is empty.
     assert heatmap["z"] == [[-30.0, -29.0], [-28.0, None]]
     assert grid["newest"]["data"][0]["y"] == [-28.0, None]
-
-
-def _values(encoded) -> np.ndarray:
-    """Plotly's JSON: a list, or a typed array ``{"dtype", "bdata"}`` (base64)."""
-    if isinstance(encoded, dict):
-        import base64
-        return np.frombuffer(base64.b64decode(encoded["bdata"]), dtype=encoded["dtype"])
-    return np.asarray(encoded, dtype=float)
 
 
 def test_unknown_runs_and_steps_give_404_pages(client):

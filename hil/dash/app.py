@@ -41,7 +41,7 @@ def create_app(source: RunSource, *, catalog: str | None = None) -> Starlette:
         return page("index.html")
 
     def run_page(request: Request) -> Response:
-        if source.record(request.path_params["run_id"]) is None:
+        if not source.has(request.path_params["run_id"]):
             raise HTTPException(404, f"no run {request.path_params['run_id']!r}")
         return page("run.html")
 

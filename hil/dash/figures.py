@@ -79,7 +79,7 @@ def _line(fig: go.Figure, data: Any, name: str, row: int) -> None:
     keep = np.isfinite(y)
     x, y = x[keep], y[keep]
     index = _thin(y.size, MAX_LINE_POINTS)
-    fig.add_trace(go.Scatter(x=x[index], y=y[index], mode="lines+markers", name=name,
+    fig.add_trace(go.Scatter(x=x[index].tolist(), y=y[index].tolist(), mode="lines+markers", name=name,
                              marker={"size": 5}, line={"width": 1.5}), row=row, col=1)
     fig.update_xaxes(title_text=xlabel, row=row, col=1)
 
@@ -99,7 +99,8 @@ def _map(fig: go.Figure, data: Any, name: str, row: int) -> None:
     columns = _thin(z.shape[1], MAX_MAP_COLUMNS)
     unit = variable.attrs.get("units") or ""
     low, high = fig.get_subplot(row, 1).yaxis.domain  # the colour bar beside its own panel
-    fig.add_trace(go.Heatmap(x=x[columns], y=y[rows], z=[_finite(z[r, columns]) for r in rows],
+    fig.add_trace(go.Heatmap(x=x[columns].tolist(), y=y[rows].tolist(),
+                             z=[_finite(z[r, columns]) for r in rows],
                              colorscale="Viridis", name=name,
                              colorbar={"title": {"text": unit}, "len": high - low,
                                        "y": (low + high) / 2, "yanchor": "middle"}),
@@ -126,7 +127,7 @@ def newest_row(data: Any, name: str) -> dict[str, Any] | None:
         return None
     x, xlabel = _axis_values(data, variable.dims[1])
     columns = _thin(x.size, MAX_LINE_POINTS)
-    fig = go.Figure(go.Scatter(x=x[columns], y=_finite(z[taken[-1], columns]), mode="lines"))
+    fig = go.Figure(go.Scatter(x=x[columns].tolist(), y=_finite(z[taken[-1], columns]), mode="lines"))
     fig.update_layout(title={"text": f"{name}: newest row ({variable.dims[0]} #{int(taken[-1])})", "x": 0.01},
                       xaxis_title=xlabel, yaxis_title=_label(variable, name), height=300,
                       template="plotly_white", margin={"l": 70, "r": 30, "t": 50, "b": 50})
@@ -134,5 +135,6 @@ def newest_row(data: Any, name: str) -> dict[str, Any] | None:
 
 
 def _as_dict(fig: go.Figure) -> dict[str, Any]:
-    # Through Plotly's own JSON encoder: numpy arrays become plain lists (or typed arrays).
+    # Data go in as plain lists (not Plotly's base64 typed arrays), so the page's figure holds
+    # the numbers themselves; Plotly's encoder handles the rest of the layout.
     return json.loads(fig.to_json())

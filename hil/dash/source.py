@@ -51,6 +51,10 @@ class RunSource(Protocol):
         """Every run, newest first."""
         ...
 
+    def has(self, run_id: str) -> bool:
+        """Whether the run exists (cheap: nothing is read)."""
+        ...
+
     def record(self, run_id: str) -> RunRecord | None:
         """The whole run, as :func:`hil.store.open_run` reads it; None for an unknown run."""
         ...
@@ -167,6 +171,9 @@ class FolderSource:
             found.append((stat.st_mtime, line))
         found.sort(key=lambda item: (_started_key(item[1].started), item[0]), reverse=True)
         return [line for _, line in found]
+
+    def has(self, run_id: str) -> bool:
+        return self._path(run_id) is not None
 
     def record(self, run_id: str) -> RunRecord | None:
         path = self._path(run_id)
