@@ -7,7 +7,7 @@ the newest always kept); the point count the page shows is the full one.
 
 from __future__ import annotations
 
-import json
+import base64
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,11 @@ MAX_MAP_ROWS = 300
 MAX_MAP_COLUMNS = 1000
 #: At most this many measured quantities get a panel (the rest are listed in the title).
 MAX_PANELS = 4
+#: A plain white style. Plotly's named templates are deep-copied into every figure, which costs
+#: more than building the figure itself; "none" and a few colours are cheap.
+STYLE: dict[str, Any] = {"template": "none", "plot_bgcolor": "white", "paper_bgcolor": "white",
+                         "font": {"family": "system-ui, sans-serif", "size": 12},
+                         "colorway": ["#1f6feb", "#d1495b", "#2a9d8f", "#e9a03b"]}
 
 
 def _label(variable: Any, name: str) -> str:
@@ -43,10 +48,6 @@ def _axis_values(data: Any, dim: str) -> tuple[np.ndarray, str]:
     return np.arange(data.sizes[dim], dtype=float), dim
 
 
-def _finite(values: np.ndarray) -> list[float | None]:
-    return [None if not np.isfinite(v) else float(v) for v in values]
-
-
 def step_figure(data: Any, *, title: str) -> dict[str, Any]:
     """The Plotly figure (as a JSON-ready dict) of one step's dataset."""
     names = [n for n in data.data_vars if data[n].ndim >= 1 and data[n].dtype.kind == "f"]
@@ -67,7 +68,7 @@ def step_figure(data: Any, *, title: str) -> dict[str, Any]:
     more = f" (+ {', '.join(names[MAX_PANELS:])})" if len(names) > MAX_PANELS else ""
     fig.update_layout(title={"text": title + more, "x": 0.01}, showlegend=False,
                       height=max(360, 300 * len(shown)), margin={"l": 70, "r": 30, "t": 70, "b": 50},
-                      template="plotly_white", uirevision=title)
+                      uirevision=title, **STYLE)
     return _as_dict(fig)
 
 
@@ -79,9 +80,14 @@ def _line(fig: go.Figure, data: Any, name: str, row: int) -> None:
     keep = np.isfinite(y)
     x, y = x[keep], y[keep]
     index = _thin(y.size, MAX_LINE_POINTS)
-    fig.add_trace(go.Scatter(x=x[index].tolist(), y=y[index].tolist(), mode="lines+markers", name=name,
+    fig.add_trace(go.Scatter(x=x[index], y=y[index], mode="lines+markers", name=name,
                              marker={"size": 5}, line={"width": 1.5}), row=row, col=1)
-    fig.update_xaxes(title_text=xlabel, row=row, col=1)
+    fig.update_xaxes(title_text=xlabel, row=row, col=1, **_GRID)
+    fig.update_yaxes(row=row, col=1, **_GRID)
+
+
+_GRID = {"showgrid": True, "gridcolor": "#e6e8ee", "zeroline": False, "linecolor": "#9aa3b5",
+         "showline": True, "ticks": "outside"}
 
 
 def _map(fig: go.Figure, data: Any, name: str, row: int) -> None:
@@ -99,14 +105,13 @@ def _map(fig: go.Figure, data: Any, name: str, row: int) -> None:
     columns = _thin(z.shape[1], MAX_MAP_COLUMNS)
     unit = variable.attrs.get("units") or ""
     low, high = fig.get_subplot(row, 1).yaxis.domain  # the colour bar beside its own panel
-    fig.add_trace(go.Heatmap(x=x[columns].tolist(), y=y[rows].tolist(),
-                             z=[_finite(z[r, columns]) for r in rows],
+    fig.add_trace(go.Heatmap(x=x[columns], y=y[rows], z=z[np.ix_(rows, columns)],
                              colorscale="Viridis", name=name,
                              colorbar={"title": {"text": unit}, "len": high - low,
                                        "y": (low + high) / 2, "yanchor": "middle"}),
                   row=row, col=1)
-    fig.update_xaxes(title_text=xlabel, row=row, col=1)
-    fig.update_yaxes(title_text=ylabel, row=row, col=1)
+    fig.update_xaxes(title_text=xlabel, row=row, col=1, **_GRID)
+    fig.update_yaxes(title_text=ylabel, row=row, col=1, **_GRID)
 
 
 def _newest(variable: Any) -> int:
@@ -127,14 +132,41 @@ def newest_row(data: Any, name: str) -> dict[str, Any] | None:
         return None
     x, xlabel = _axis_values(data, variable.dims[1])
     columns = _thin(x.size, MAX_LINE_POINTS)
-    fig = go.Figure(go.Scatter(x=x[columns].tolist(), y=_finite(z[taken[-1], columns]), mode="lines"))
+    fig = go.Figure(go.Scatter(x=x[columns], y=z[taken[-1], columns], mode="lines"))
     fig.update_layout(title={"text": f"{name}: newest row ({variable.dims[0]} #{int(taken[-1])})", "x": 0.01},
-                      xaxis_title=xlabel, yaxis_title=_label(variable, name), height=300,
-                      template="plotly_white", margin={"l": 70, "r": 30, "t": 50, "b": 50})
+                      xaxis={"title": {"text": xlabel}, **_GRID},
+                      yaxis={"title": {"text": _label(variable, name)}, **_GRID}, height=300,
+                      margin={"l": 70, "r": 30, "t": 50, "b": 50}, **STYLE)
     return _as_dict(fig)
 
 
 def _as_dict(fig: go.Figure) -> dict[str, Any]:
-    # Data go in as plain lists (not Plotly's base64 typed arrays), so the page's figure holds
-    # the numbers themselves; Plotly's encoder handles the rest of the layout.
-    return json.loads(fig.to_json())
+    """The figure as plain JSON types: arrays as lists, NaN (a point not taken) as null.
+
+    Plain lists, not Plotly's base64 typed arrays, so the page's figure holds the numbers
+    themselves; and not through ``fig.to_json()``, whose per-element checks cost more than
+    the rest of a poll.
+    """
+    return _plain(fig.to_plotly_json())
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f":
+            return np.where(np.isfinite(value), value, None).tolist()
+        return value.tolist()
+    if isinstance(value, dict):
+        if "bdata" in value and "dtype" in value:  # Plotly >= 6 stores arrays as base64
+            array = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+            shape = value.get("shape")
+            if shape:
+                array = array.reshape([int(n) for n in str(shape).split(",")])
+            return _plain(array)
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
@@ -106,16 +107,18 @@ class FolderSource:
     """The runs of one folder (``hil run``'s ``runs/``), read with :mod:`hil.store`.
 
     A file is read again only when its size or modification time changed (a run being written
-    changes at every flush, about once a second); a ``running`` file's state is re-checked on
-    every read, since a killed writer changes nothing on disk.
+    changes at every flush, about once a second), and at most once per ``min_age_s`` (the page's
+    requests of one poll share one read); a ``running`` file's state is re-checked on every
+    read, since a killed writer changes nothing on disk.
     """
 
-    def __init__(self, folder: Path, *, cache_size: int = 8) -> None:
+    def __init__(self, folder: Path, *, cache_size: int = 8, min_age_s: float = 0.5) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise FileNotFoundError(f"--runs {self.folder}: no such folder")
         self._lock = threading.Lock()
-        self._records: OrderedDict[Path, tuple[tuple[int, int], RunRecord]] = OrderedDict()
+        self._records: OrderedDict[Path, tuple[tuple[int, int], float, RunRecord]] = OrderedDict()
+        self._min_age_s = min_age_s
         self._summaries: dict[Path, tuple[tuple[int, int], RunSummary]] = {}
         self._cache_size = cache_size
 
@@ -130,12 +133,13 @@ class FolderSource:
         key = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             cached = self._records.get(path)
-        if cached is not None and cached[0] == key:
-            record = cached[1]
+        now = time.monotonic()
+        if cached is not None and (cached[0] == key or now - cached[1] < self._min_age_s):
+            record = cached[2]
         else:
             record = open_run(path)
             with self._lock:
-                self._records[path] = (key, record)
+                self._records[path] = (key, now, record)
                 self._records.move_to_end(path)
                 while len(self._records) > self._cache_size:
                     self._records.popitem(last=False)

@@ -1,0 +1,163 @@
+"""Does watching a run slow it down? The run's speed with the live page open vs without.
+
+Workload: ``hil run chain`` on the twin at full speed (virtual clock: no waits, every point as
+fast as the simulated instruments answer; ~2,200 points and ~15 MB of traces), each time into a
+fresh runs folder. Contenders, interleaved within each trial:
+
+* ``alone``: the run, and ``hil dash`` serving the same folder with no page open;
+* ``watched``: the same while a client polls what the run page polls, once a second (the run's
+  JSON, and the active step's figure when its point count changed), starting when the file
+  appears.
+
+The run's time is what the file records (``ended - started``: station setup and process start
+excluded). Printed: the ratio watched / alone per trial and its median (target <= 1.10); the
+CPU the server used per second of the watched run (what it can take from the run on a machine
+with no core to spare, whatever else runs there); the page's response times while the run
+wrote (median and worst): the page answers under load.
+A browser is not used here: its rendering would compete for the same two cores as the run,
+which is the machine's load, not the view's.
+
+    python bench/dash.py            # one trial, under a minute
+    python bench/dash.py --trials 3 # a median over three
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HIL = [sys.executable, "-c", "from hil.cli import main; main()"]
+POLL_S = 1.0  # the run page's poll period while a run is being written (static/dash.js)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> tuple[float, dict | None]:
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            body = json.loads(response.read())
+    except (urllib.error.HTTPError, urllib.error.URLError, OSError):
+        body = None
+    return time.perf_counter() - start, body
+
+
+class Watcher(threading.Thread):
+    """Polls like the run page does, and keeps each response time."""
+
+    def __init__(self, base: str, run_file: Path) -> None:
+        super().__init__(daemon=True)
+        self.base, self.run_file = base, run_file
+        self.latencies: list[float] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.run_file.exists() and not self.stopping.wait(0.05):
+            pass
+        drawn = (None, -1)
+        while not self.stopping.is_set():
+            began = time.monotonic()
+            seconds, view = _get(f"{self.base}/api/runs/{self.run_file.stem}")
+            self.latencies.append(seconds)
+            if view and view.get("active"):
+                step = view["active"]
+                points = next(s["points"] for s in view["steps"] if s["name"] == step)
+                if (step, points) != drawn:
+                    seconds, _ = _get(f"{self.base}/api/runs/{self.run_file.stem}/steps/{step}"
+                                      f"/figure")
+                    self.latencies.append(seconds)
+                    drawn = (step, points)
+            self.stopping.wait(max(0.0, POLL_S - (time.monotonic() - began)))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def one_run(watched: bool) -> tuple[float, list[float], float]:
+    with tempfile.TemporaryDirectory(prefix="hil-bench-dash-") as tmp:
+        runs = Path(tmp) / "runs"
+        runs.mkdir()
+        port = _free_port()
+        dash = subprocess.Popen([*HIL, "dash", "--runs", str(runs), "--port", str(port)],
+                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while _get(f"{base}/api/runs")[1] is None:
+                if time.monotonic() > deadline:
+                    raise SystemExit("hil dash did not answer within 30 s")
+                time.sleep(0.1)
+            run_file = runs / "bench_chain.h5"
+            watcher = Watcher(base, run_file) if watched else None
+            if watcher:
+                watcher.start()
+            cpu_before = cpu_seconds(dash.pid)
+            done = subprocess.run([*HIL, "run", "chain", "--out", str(run_file)], cwd=REPO,
+                                  capture_output=True, text=True, check=False)
+            if watcher:
+                watcher.stopping.set()
+                watcher.join()
+            dash_cpu = cpu_seconds(dash.pid) - cpu_before
+            if done.returncode != 0:
+                raise SystemExit(f"hil run chain failed:\n{done.stdout}\n{done.stderr}")
+            from hil.store import open_run
+
+            record = open_run(run_file)
+            seconds = (datetime.fromisoformat(record.ended)
+                       - datetime.fromisoformat(record.started)).total_seconds()
+            return seconds, watcher.latencies if watcher else [], dash_cpu / seconds
+        finally:
+            dash.send_signal(signal.SIGINT)
+            try:
+                dash.wait(10)
+            except subprocess.TimeoutExpired:
+                dash.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=1)
+    args = parser.parse_args()
+    os.chdir(REPO)
+    ratios, latencies, shares = [], [], []
+    for trial in range(args.trials):
+        alone, _, _ = one_run(watched=False)
+        watched, polled, share = one_run(watched=True)
+        ratios.append(watched / alone)
+        latencies += polled
+        shares.append(share)
+        print(f"trial {trial + 1}: run alone {alone:.2f} s, watched {watched:.2f} s, "
+              f"ratio {watched / alone:.3f} ({len(polled)} page requests; the server used "
+              f"{share:.2f} s of CPU per second of the run)", flush=True)
+    print(f"watched / alone: median {statistics.median(ratios):.3f} "
+          f"(range {min(ratios):.3f}-{max(ratios):.3f}; target <= 1.10)")
+    print(f"server CPU while watched: median {statistics.median(shares):.2f} s per second of run "
+          f"(what it takes from a core the run might want; machine-independent)")
+    if latencies:
+        print(f"page response while the run wrote: median {statistics.median(latencies) * 1e3:.0f} ms, "
+              f"worst {max(latencies) * 1e3:.0f} ms over {len(latencies)} requests")
+
+
+if __name__ == "__main__":
+    main()
