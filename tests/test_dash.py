@@ -168,3 +168,10 @@ def test_catalog_is_refused_until_it_exists(tmp_path):
 def test_missing_runs_folder_is_a_user_error(tmp_path):
     result = CliRunner().invoke(main, ["dash", "--runs", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "no such folder" in result.output
+
+
+def test_lab_shows_the_latest_runs_fridge_and_interlocks_when_none_runs(client):
+    lab = client.get("/api/lab").json()
+    assert lab["running"] == [] and lab["from"] == "20260101T000000Z_chain"
+    assert [(i["name"], i["state"]) for i in lab["interlocks"]] == [("mxc_overheat", "tripped")]
+    assert lab["fridge"][0]["value"] == pytest.approx(TEMPERATURES_K[-1])

@@ -49,15 +49,19 @@ def create_app(source: RunSource, *, catalog: str | None = None) -> Starlette:
         return _json({"runs": views.run_list(source.runs())})
 
     def api_lab(request: Request) -> Response:
-        running = [line for line in source.runs() if line.state == "running"]
+        lines = source.runs()
+        running = [line for line in lines if line.state == "running"]
         lab: dict[str, Any] = {"calibrations": views.calibration_view(source.calibrations()),
-                               "running": [line.id for line in running], "fridge": [],
-                               "interlocks": [], "catalog": catalog}
-        if running:  # the newest running run speaks for the lab's fridge and interlocks
-            record = source.record(running[0].id)
-            if record is not None:
-                lab["fridge"] = views.temperatures(record)
-                lab["interlocks"] = views.interlocks(record)
+                               "running": [line.id for line in running], "from": None,
+                               "fridge": [], "interlocks": [], "catalog": catalog}
+        # The newest running run speaks for the fridge and the interlocks; with none, the
+        # newest run (its last readings, its interlocks idle).
+        speaker = running[0] if running else next((x for x in lines if x.state != "unreadable"),
+                                                  None)
+        record = source.record(speaker.id) if speaker else None
+        if record is not None:
+            lab.update({"from": speaker.id, "fridge": views.temperatures(record),
+                        "interlocks": views.interlocks(record)})
         return _json(lab)
 
     def _record(request: Request) -> tuple[str, Any]:

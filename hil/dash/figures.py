@@ -20,6 +20,8 @@ MAX_MAP_ROWS = 300
 MAX_MAP_COLUMNS = 1000
 #: At most this many measured quantities get a panel (the rest are listed in the title).
 MAX_PANELS = 4
+#: Height of one panel (pixels).
+PANEL_PX = 320
 #: A plain white style. Plotly's named templates are deep-copied into every figure, which costs
 #: more than building the figure itself; "none" and a few colours are cheap.
 STYLE: dict[str, Any] = {"template": "none", "plot_bgcolor": "white", "paper_bgcolor": "white",
@@ -56,8 +58,9 @@ def step_figure(data: Any, *, title: str) -> dict[str, Any]:
         fig = go.Figure()
         fig.update_layout(title=f"{title}: no data yet")
         return _as_dict(fig)
-    fig = make_subplots(rows=len(shown), cols=1, vertical_spacing=0.14 / max(1, len(shown) - 1)
-                        if len(shown) > 1 else 0.0,
+    # About 100 px between panels: room for an x-axis title and the next panel's title.
+    spacing = 100 / (PANEL_PX * len(shown)) if len(shown) > 1 else 0.0
+    fig = make_subplots(rows=len(shown), cols=1, vertical_spacing=spacing,
                         subplot_titles=[_label(data[n], n) for n in shown])
     for row, name in enumerate(shown, start=1):
         variable = data[name]
@@ -67,7 +70,7 @@ def step_figure(data: Any, *, title: str) -> dict[str, Any]:
             _map(fig, data, name, row)
     more = f" (+ {', '.join(names[MAX_PANELS:])})" if len(names) > MAX_PANELS else ""
     fig.update_layout(title={"text": title + more, "x": 0.01}, showlegend=False,
-                      height=max(360, 300 * len(shown)), margin={"l": 70, "r": 30, "t": 70, "b": 50},
+                      height=max(360, PANEL_PX * len(shown)), margin={"l": 70, "r": 30, "t": 70, "b": 50},
                       uirevision=title, **STYLE)
     return _as_dict(fig)
 

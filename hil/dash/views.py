@@ -90,15 +90,15 @@ def temperatures(record: RunRecord) -> list[dict[str, Any]]:
         data = record.steps[step]
         for name in data.data_vars:
             variable = data[name]
-            if variable.attrs.get("units") != "K" or variable.ndim != 1:
+            if variable.attrs.get("units") != "K" or variable.ndim == 0:
                 continue
-            values = np.asarray(variable.values, dtype=float)
+            values = np.asarray(variable.values, dtype=float).ravel()  # in the order taken
             finite = np.flatnonzero(np.isfinite(values))
             if finite.size == 0 or name in seen:
                 continue
             seen[name] = {"name": name, "label": variable.attrs.get("long_name") or name,
                           "value": float(values[finite[-1]]), "unit": "K", "step": step,
-                          "point": int(finite[-1])}
+                          "point": int(finite[-1]) // max(1, values.size // variable.shape[0])}
     return list(seen.values())
 
 

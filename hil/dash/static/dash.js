@@ -40,7 +40,7 @@ function fillRows(tbody, rows) { tbody.replaceChildren(...rows); }
 function drawFridge(box, fridge) {
   box.replaceChildren(...(fridge.length ? fridge.map(t => el("div", {class: "tile", title: `${t.step}, point ${t.point}`},
     el("div", {class: "v"}, temperature(t.value)), el("div", {class: "l"}, t.label))) :
-    [el("p", {class: "muted"}, "no temperatures in the running run")]));
+    [el("p", {class: "muted"}, "no temperature readings")]));
 }
 
 function drawInterlocks(box, interlocks) {
@@ -76,7 +76,8 @@ async function indexPage() {
       const lab = await getJSON("/api/lab");
       document.getElementById("lab-running").replaceChildren(lab.running.length ?
         el("span", {}, "running: ", ...lab.running.map(id => el("a", {href: `/runs/${encodeURIComponent(id)}`}, id + " "))) :
-        "no run is being written");
+        lab.from ? el("span", {}, "no run is being written; fridge and interlocks as the latest run, ",
+          el("a", {href: `/runs/${encodeURIComponent(lab.from)}`}, lab.from), ", left them") : "no runs yet");
       drawFridge(document.getElementById("fridge"), lab.fridge);
       drawInterlocks(document.getElementById("interlocks"), lab.interlocks);
       fillRows(document.querySelector("#calibrations tbody"), lab.calibrations.map(c => el("tr", {title: `${c.station}\nfrom ${c.run}`},
@@ -130,7 +131,8 @@ async function runPage() {
     document.getElementById("steps").replaceChildren(...view.steps.map(s => {
       const li = el("li", {class: [s.active ? "active" : "", s.name === step ? "selected" : ""].join(" "), id: `step-${s.name}`},
         el("span", {class: "name"}, s.name),
-        el("span", {class: "count", id: `points-${s.name}`}, s.planned ? `${s.points} / ${s.planned}` : `${s.points}`),
+        el("span", {class: "count", id: `points-${s.name}`}, s.planned ? `${s.points} / ${s.planned}` :
+          !s.points && s.results ? "0 · results reused" : `${s.points}`),
         el("div", {class: "bar"}, el("i", {style: `width:${Math.round(100 * (s.progress ?? (s.active ? 0 : 1)))}%`})),
         s.suspect ? el("div", {class: "muted"}, `${s.suspect} suspect`) : "");
       li.addEventListener("click", () => { chosen = s.name === view.active ? null : s.name; poll(true); });
@@ -142,9 +144,11 @@ async function runPage() {
       el("span", {class: "muted"}, info.planned ? `of ${info.planned.toLocaleString()} points · ${step}` : `points · ${step}`),
       info.active ? badge("running") : ""] : [el("span", {class: "muted"}, "no step has started yet")]));
 
-    fillRows(document.querySelector("#results tbody"), view.results.map(r => el("tr", {class: r.suspect ? "suspect" : ""},
-      el("td", {}, r.step), el("td", {}, r.name), el("td", {class: "num"}, r.text), el("td", {class: "num"}, r.stderr_text),
-      el("td", {}, r.unit), el("td", {}, r.suspect || ""))));
+    const resultRow = (r, withStep) => el("tr", {class: r.suspect ? "suspect" : ""},
+      withStep ? el("td", {}, r.step) : "", el("td", {}, r.name), el("td", {class: "num"}, r.text),
+      el("td", {class: "num"}, r.stderr_text), el("td", {}, r.unit), el("td", {class: "wrap"}, r.suspect || ""));
+    fillRows(document.querySelector("#results tbody"), view.results.map(r => resultRow(r, true)));
+    fillRows(document.querySelector("#step-results tbody"), view.results.filter(r => r.step === step).map(r => resultRow(r, false)));
     const tb = document.getElementById("traceback");
     tb.hidden = !view.traceback; tb.textContent = view.traceback || "";
     drawFridge(document.getElementById("fridge"), view.fridge);
