@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hil.calibration import Calibration, CalibrationStore
-from hil.store import RunRecord, open_run, run_state
+from hil.store import RunFileError, RunRecord, open_run, run_state
 
 #: A run id is the run file's name without ``.h5``: no path separators, no leading dot.
 _RUN_ID = re.compile(r"^[^/\\.][^/\\]*$")
@@ -137,7 +137,14 @@ class FolderSource:
         if cached is not None and (cached[0] == key or now - cached[1] < self._min_age_s):
             record = cached[2]
         else:
-            record = open_run(path)
+            try:
+                record = open_run(path)
+            except RunFileError:
+                if cached is None or cached[2].status != "running":
+                    raise
+                # A read of a file being written can fail now and then (the writer moved on
+                # under it): show the previous read; the next poll reads again.
+                return cached[2]
             with self._lock:
                 self._records[path] = (key, now, record)
                 self._records.move_to_end(path)
