@@ -11,9 +11,10 @@ fresh runs folder. Contenders, interleaved within each trial:
 
 The run's time is what the file records (``ended - started``: station setup and process start
 excluded). Printed: the ratio watched / alone per trial and its median (target <= 1.10); the
-CPU the server used per second of the watched run (what it can take from the run on a machine
-with no core to spare, whatever else runs there); the page's response times while the run
-wrote (median and worst): the page answers under load.
+same ratio of the run process' CPU time (process start included), which other load on a
+shared machine does not change; the CPU the server used per second of the watched run (what
+it can take from the run on a machine with no core to spare, whatever else runs there); the
+page's response times while the run wrote (median and worst): the page answers under load.
 A browser is not used here: its rendering would compete for the same two cores as the run,
 which is the machine's load, not the view's.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -94,7 +96,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_run(watched: bool) -> tuple[float, list[float], float]:
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def one_run(watched: bool) -> tuple[float, float, list[float], float]:
     with tempfile.TemporaryDirectory(prefix="hil-bench-dash-") as tmp:
         runs = Path(tmp) / "runs"
         runs.mkdir()
@@ -112,9 +119,10 @@ def one_run(watched: bool) -> tuple[float, list[float], float]:
             watcher = Watcher(base, run_file) if watched else None
             if watcher:
                 watcher.start()
-            cpu_before = cpu_seconds(dash.pid)
+            cpu_before, run_cpu = cpu_seconds(dash.pid), children_cpu()
             done = subprocess.run([*HIL, "run", "chain", "--out", str(run_file)], cwd=REPO,
                                   capture_output=True, text=True, check=False)
+            run_cpu = children_cpu() - run_cpu
             if watcher:
                 watcher.stopping.set()
                 watcher.join()
@@ -126,7 +134,7 @@ def one_run(watched: bool) -> tuple[float, list[float], float]:
             record = open_run(run_file)
             seconds = (datetime.fromisoformat(record.ended)
                        - datetime.fromisoformat(record.started)).total_seconds()
-            return seconds, watcher.latencies if watcher else [], dash_cpu / seconds
+            return seconds, run_cpu, watcher.latencies if watcher else [], dash_cpu / seconds
         finally:
             dash.send_signal(signal.SIGINT)
             try:
@@ -138,20 +146,31 @@ def one_run(watched: bool) -> tuple[float, list[float], float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=1)
+    parser.add_argument("--watched-first", dest="first_watched", action="store_const", const=1,
+                        default=0, help="Start each pair with the watched run.")
     args = parser.parse_args()
     os.chdir(REPO)
-    ratios, latencies, shares = [], [], []
+    ratios, cpu_ratios, latencies, shares = [], [], [], []
     for trial in range(args.trials):
-        alone, _, _ = one_run(watched=False)
-        watched, polled, share = one_run(watched=True)
+        # Alternate the order: on a shared machine the load drifts within a trial.
+        if trial % 2 == args.first_watched:
+            alone, alone_cpu, _, _ = one_run(watched=False)
+            watched, watched_cpu, polled, share = one_run(watched=True)
+        else:
+            watched, watched_cpu, polled, share = one_run(watched=True)
+            alone, alone_cpu, _, _ = one_run(watched=False)
         ratios.append(watched / alone)
+        cpu_ratios.append(watched_cpu / alone_cpu)
         latencies += polled
         shares.append(share)
         print(f"trial {trial + 1}: run alone {alone:.2f} s, watched {watched:.2f} s, "
-              f"ratio {watched / alone:.3f} ({len(polled)} page requests; the server used "
+              f"ratio {watched / alone:.3f}; the run's CPU {alone_cpu:.2f} s vs {watched_cpu:.2f} s "
+              f"({len(polled)} page requests; the server used "
               f"{share:.2f} s of CPU per second of the run)", flush=True)
     print(f"watched / alone: median {statistics.median(ratios):.3f} "
           f"(range {min(ratios):.3f}-{max(ratios):.3f}; target <= 1.10)")
+    print(f"the run's CPU time, watched / alone: median {statistics.median(cpu_ratios):.3f} "
+          f"(unlike wall time, not changed by other load on the machine)")
     print(f"server CPU while watched: median {statistics.median(shares):.2f} s per second of run "
           f"(what it takes from a core the run might want; machine-independent)")
     if latencies:

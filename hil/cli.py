@@ -370,7 +370,11 @@ def twin_serve_command(station: Path | None, host: str, port_base: int, control_
               help="TCP port of the web page.")
 @click.option("--allow-remote", is_flag=True,
               help="Allow a --host that is not loopback (no authentication: trusted networks only).")
-def dash_command(runs: Path, catalog: str | None, host: str, port: int, allow_remote: bool) -> None:
+@click.option("--nice", type=click.IntRange(0, 19), default=10, show_default=True,
+              help="Lower the server's CPU priority by this much, so a run on the same machine "
+                   "wins every contention for a core.")
+def dash_command(runs: Path, catalog: str | None, host: str, port: int, allow_remote: bool,
+                 nice: int) -> None:
     """A read-only live view of runs, plots, calibrations and interlocks in the browser."""
     from hil.dash.server import check_host, serve
     from hil.dash.source import open_source
@@ -383,7 +387,7 @@ def dash_command(runs: Path, catalog: str | None, host: str, port: int, allow_re
     Console().print(f"dashboard of {catalog or runs} on http://{host}:{port}/ (read-only); "
                     f"Ctrl-C stops", highlight=False)
     sys.stdout.flush()
-    serve(source, host=host, port=port, allow_remote=allow_remote, catalog=catalog)
+    serve(source, host=host, port=port, allow_remote=allow_remote, catalog=catalog, nice=nice)
 
 
 def results_table(results: dict[str, dict[str, Result]]) -> Table:

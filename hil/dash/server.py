@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hil.dash.source import RunSource
 
-#: How much the server lowers its CPU priority.
-NICE = 5
+#: How much the server lowers its CPU priority by default (see serve()).
+NICE = 10
 
 
 class RemoteRefused(ValueError):
@@ -23,13 +23,13 @@ def check_host(host: str, allow_remote: bool) -> None:
 
 
 def serve(source: RunSource, *, host: str = "127.0.0.1", port: int = 8050,
-          allow_remote: bool = False, catalog: str | None = None) -> None:
+          allow_remote: bool = False, catalog: str | None = None, nice: int = NICE) -> None:
     """Serve the view of ``source`` on ``host:port`` until interrupted.
 
-    The server lowers its own CPU priority a little (``nice`` +5: a third of a normal
+    The server lowers its own CPU priority by ``nice`` (default +10: about a tenth of a normal
     process' share when they compete for a core): on a machine shared with a run, the run
-    wins, while the page still answers on a busy machine. The readers' imports are done
-    before the first request.
+    wins, and the page takes what is left. The readers' imports are done before the first
+    request.
     """
     import os
 
@@ -38,8 +38,8 @@ def serve(source: RunSource, *, host: str = "127.0.0.1", port: int = 8050,
     from hil.dash.app import create_app
 
     check_host(host, allow_remote)
-    if hasattr(os, "nice"):
-        os.nice(NICE)
+    if nice and hasattr(os, "nice"):
+        os.nice(nice)
     import xarray  # noqa: F401  (hil.store imports it on first read: take that cost now)
     config = uvicorn.Config(create_app(source, catalog=catalog), host=host, port=port,
                             log_level="warning", access_log=False, lifespan="off")
