@@ -389,6 +389,37 @@ def twin_serve_command(station: Path | None, host: str, port_base: int, control_
     Console().print("stopped", highlight=False)
 
 
+@main.command("dash")
+@click.option("--runs", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="Folder of the run files (and calibrations.json) to show.")
+@click.option("--catalog", metavar="URL", default=None,
+              help="Read runs from a run catalog instead of --runs (SQLAlchemy URL).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; loopback only unless --allow-remote.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8050, show_default=True,
+              help="TCP port of the web page.")
+@click.option("--allow-remote", is_flag=True,
+              help="Allow a --host that is not loopback (no authentication: trusted networks only).")
+@click.option("--nice", type=click.IntRange(0, 19), default=10, show_default=True,
+              help="Lower the server's CPU priority by this much, so a run on the same machine "
+                   "wins every contention for a core.")
+def dash_command(runs: Path, catalog: str | None, host: str, port: int, allow_remote: bool,
+                 nice: int) -> None:
+    """A read-only live view of runs, plots, calibrations and interlocks in the browser."""
+    from hil.dash.server import check_host, serve
+    from hil.dash.source import open_source
+
+    try:
+        check_host(host, allow_remote)
+        source = open_source(runs, catalog)
+    except USER_ERRORS as exc:
+        _fail(str(exc.args[0] if exc.args else exc))
+    Console().print(f"dashboard of {catalog or runs} on http://{host}:{port}/ (read-only); "
+                    f"Ctrl-C stops", highlight=False)
+    sys.stdout.flush()
+    serve(source, host=host, port=port, allow_remote=allow_remote, catalog=catalog, nice=nice)
+
+
 def results_table(results: dict[str, dict[str, Result]]) -> Table:
     table = Table(title="results", show_edge=False)
     for column in ("step", "result", "value", "± stderr", "unit"):

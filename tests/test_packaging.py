@@ -30,7 +30,8 @@ def installed(tmp_path_factory) -> Path:
 
 def test_installed_package_carries_stations_profiles_and_type_marker(installed):
     for name in ("stations/twin.yaml", "stations/twin_profile_b.yaml", "sim_profiles/lab.yaml",
-                 "hil/py.typed", "instruments/py.typed"):
+                 "hil/py.typed", "instruments/py.typed", "hil/dash/static/run.html",
+                 "hil/dash/static/dash.js"):
         assert (installed / name).is_file(), name
 
 
