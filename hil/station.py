@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from hil.sim.backend import SimVisaLibrary
     from hil.sim.remote import RemoteTwin
 
-TOP_KEYS = {"instruments", "roles", "sim", "twin", "interlocks", "constants", "steps"}
+TOP_KEYS = {"instruments", "roles", "sim", "twin", "interlocks", "constants", "steps",
+            "interlock_safe_state"}
 INSTRUMENT_KEYS = {"type", "address", "init", "parameters"}
 PARAMETER_KEYS = {"limits", "initial_value"}
 #: A station reached through a VISA library (see the module docs and :func:`_visalib`).
@@ -167,7 +168,8 @@ def _constants(path: Path, data: Mapping[str, Any]) -> dict[str, float]:
 def _interlocks(path: Path, data: Mapping[str, Any]) -> list[InterlockSpec]:
     try:
         return parse_interlocks(data.get("interlocks"), where=str(path),
-                                instruments=data["instruments"], roles=data.get("roles") or {})
+                                instruments=data["instruments"], roles=data.get("roles") or {},
+                                always=data.get("interlock_safe_state"))
     except InterlockConfigError as exc:
         raise StationError(str(exc)) from None
 
