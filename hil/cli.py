@@ -132,7 +132,7 @@ def show_command(path: Path, as_json: bool) -> None:
         console.print(_STATE_NOTES[record.state].format(path=path, **record.writer),
                       highlight=False)
     for banner in _lab_warnings(record):
-        console.print(f"[bold red]{escape(banner)}[/]", highlight=False)
+        console.print(f"[bold red]{escape(banner)}[/]", highlight=False, soft_wrap=True)
     if record.recovered:
         console.print("[yellow]read with its consistency flags cleared: its writer died while "
                       "changing the file's structure[/]", highlight=False)
