@@ -80,8 +80,8 @@ def test_two_station_files_that_reach_the_same_instruments_share_one_lock(tmp_pa
         copy = tmp_path / "copy" / "same-rack.yaml"
         copy.parent.mkdir()
         copy.write_text("# the same rack under another name\n" + first.read_text())
-        with station_lock(first, purpose="run"), pytest.raises(StationBusy):
-            with station_lock(copy, purpose="run"):
-                pass
+        with (station_lock(first, purpose="run"), pytest.raises(StationBusy),
+              station_lock(copy, purpose="run")):
+            pass
         with station_lock(copy, purpose="run"):  # free again once the first is released
             pass
