@@ -98,3 +98,36 @@ def test_hil_run_stopped_in_a_realtime_settle_exits_with_the_signal_code(tmp_pat
     assert kind == "safe_state"
     took = (datetime.fromisoformat(when) - sent).total_seconds()
     assert took < 1.0, f"safe state {took:.2f} s after the signal"
+
+
+def test_a_stop_during_a_long_vna_sweep_on_the_realtime_twin_is_prompt(tmp_path):
+    """A 1 Hz IF bandwidth sweep of 1,001 points takes ~1,000 s on a real clock; the twin's
+    sweep sleeps in slices that see the stop, so the safe state still comes within a second."""
+    from faults_support import TWIN
+
+    sent = {}
+
+    def send():
+        sent["t"] = time.monotonic()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    timer = threading.Timer(0.3, send)
+
+    def slow_sweep(lab, run):
+        lab.pump.power(1e-3)
+        lab.pump.enable_output()
+        lab.vna.if_bandwidth(1)
+        lab.vna.points(1001)
+        timer.start()
+        lab.vna.run_sweep()
+
+    out = tmp_path / "s.h5"
+    try:
+        with pytest.raises(RunAborted):
+            execute(experiment(slow_sweep), TWIN, out, {}, console=quiet(), realtime=True)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - sent["t"] < 1.0
+    record = open_run(out)
+    assert record.status == "aborted"
+    assert snapshot_value(record.snapshot_end, "laser", "output") is False
