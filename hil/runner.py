@@ -5,9 +5,12 @@ instruments are put in their safe state first, then the run file is flushed and 
 it ended (``completed``, ``failed`` with the traceback, ``aborted``, ``interlocked``).
 
 Stopping. The first Ctrl-C (SIGINT) or SIGTERM asks the run to stop: the instrument call in
-progress finishes, the experiment's next instrument call (or the sweep's next point) raises
-:class:`RunAborted` before anything is sent, the point in progress is not recorded (it is
-incomplete), safe states are applied and the file is marked ``aborted``. A second signal raises
+progress finishes, the experiment's next instrument call (or the sweep's next point, or the
+next slice of a wall-clock wait: hil.clock.stop_check) raises :class:`RunAborted` before
+anything is sent, the point in progress is not recorded (it is incomplete), safe states are
+applied, read back and retried (hil.safety.make_safe) and the file is marked ``aborted``; the
+CLI exits 130 (SIGINT) or 143 (SIGTERM). The run holds its station's lock (hil.lock) from
+before its file exists to after its safe states. A second signal raises
 at once, wherever the experiment is. Signals arriving while the run applies its safe states and
 closes its file wait for that to finish (a third one raises).
 
