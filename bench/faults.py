@@ -7,18 +7,22 @@ Files added to tests/faults later appear here without any change.
 
     python bench/faults.py            # the whole campaign (under a minute)
     python bench/faults.py -k tcp     # pytest's -k, to run a part of it
+    python bench/faults.py --stop-latency   # seconds from a signal to the safe state
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,10 +61,48 @@ def run_campaign(extra: list[str]) -> tuple[dict[str, list[tuple[str, str]]], fl
     return cases, took
 
 
+def stop_latency() -> None:
+    """`hil run cryostat_check --realtime` in a 600 s wait between readings, signalled: the
+    time from the signal to the run file's safe_state event, and the exit code."""
+    from hil.store import open_run
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with tempfile.TemporaryDirectory(prefix="hil-stop-") as tmp:
+            out = Path(tmp) / "c.h5"
+            child = subprocess.Popen(
+                [sys.executable, "-c", "from hil.cli import main; main()", "run",
+                 "cryostat_check", "--realtime", "--out", str(out),
+                 "--set", "cryostat_check.interval_s=600",
+                 "--set", "cryostat_check.duration_s=1800"],
+                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env={**os.environ, "HIL_LOCK_DIR": tmp})
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if open_run(out).points.get("cryostat_check", 0) >= 1:
+                        break
+                except (OSError, ValueError):  # not written yet
+                    pass
+                time.sleep(0.05)
+            time.sleep(1.0)  # well inside the wait
+            sent = datetime.now().astimezone()
+            child.send_signal(signum)
+            child.wait(60)
+            when = open_run(out).events[-1][0]
+            took = (datetime.fromisoformat(when) - sent).total_seconds()
+            print(f"{signum.name}: exit {child.returncode}, safe state {took:.3f} s after the "
+                  f"signal (in a 600 s wait)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-k", default=None, help="pytest -k expression")
+    parser.add_argument("--stop-latency", action="store_true",
+                        help="measure the time from SIGTERM/SIGINT to the safe state instead")
     args = parser.parse_args()
+    if args.stop_latency:
+        stop_latency()
+        return
     cases, took = run_campaign(["-k", args.k] if args.k else [])
     rows = []
     for module, tests in sorted(cases.items()):
