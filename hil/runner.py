@@ -42,6 +42,7 @@ again after the release, with a ``retake`` event naming it.
 
 from __future__ import annotations
 
+import functools
 import signal
 import tempfile
 import threading
@@ -467,6 +468,19 @@ def calibration_store(out: Path, station: Path) -> CalibrationStore:
     return CalibrationStore(Path(out).parent, str(Path(station).resolve()))
 
 
+def _holding_the_station(execute: Callable[..., Run]) -> Callable[..., Run]:
+    """A run checks its file can be written, then holds its station (hil.lock) from before
+    any instrument is opened until its safe states are applied: nothing else may drive it."""
+    @functools.wraps(execute)
+    def held(experiment: Experiment, station: Path, out: Path, *args: Any, **kwargs: Any
+             ) -> Run:
+        check_writable(out)
+        with station_lock(station, purpose="run", run=out):
+            return execute(experiment, station, out, *args, **kwargs)
+    return held
+
+
+@_holding_the_station
 def execute(experiment: Experiment, station: Path, out: Path,
             params: Mapping[str, Mapping[str, Any]], console: Console | None = None,
             *, force: bool = False, realtime: bool = False) -> Run:
@@ -476,19 +490,17 @@ def execute(experiment: Experiment, station: Path, out: Path,
     with ``force``); fresh steps' results are copied in from the run that produced them.
     """
     console = console or Console()
-    check_writable(out)
     store = calibration_store(out, station)
     decisions = _plan(experiment, store, force, console)
-    with station_lock(station, purpose="run", run=out):
-        lab = load_lab(station, clock=RealClock() if realtime else None)
-        try:
-            params = merge_station_defaults(experiment, lab.step_defaults, params, str(station))
-            writer = RunWriter(out, experiment=experiment.name, station_yaml=lab.yaml_text,
-                               station_path=station, params=params, snapshot=lab.snapshot())
-        except BaseException:
-            lab.close()
-            raise
-        return _drive(experiment, lab, writer, params, console, store, decisions)
+    lab = load_lab(station, clock=RealClock() if realtime else None)
+    try:
+        params = merge_station_defaults(experiment, lab.step_defaults, params, str(station))
+        writer = RunWriter(out, experiment=experiment.name, station_yaml=lab.yaml_text,
+                           station_path=station, params=params, snapshot=lab.snapshot())
+    except BaseException:
+        lab.close()
+        raise
+    return _drive(experiment, lab, writer, params, console, store, decisions)
 
 
 def check_writable(out: Path) -> None:
