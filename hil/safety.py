@@ -369,7 +369,8 @@ class InstrumentGuard:
                 if not self._latched:
                     return
                 self._cond.wait(0.1 if self.idle is None else 0.01)
-                if self.idle is not None:  # the twin's virtual clock: time passes, it cools
+                if (self.idle is not None and self._latched and self._stop is None
+                        and self._ended is None):  # the twin's virtual clock: time passes
                     self.idle(LATCHED_WAIT_S)
 
     # -- wrapping ------------------------------------------------------------------------------
@@ -550,6 +551,8 @@ class Supervisor:
 
     def _poll(self, w: _Watch) -> None:
         spec = w.spec
+        if w.gave_up or (w.latched and spec.then == "end"):
+            return  # the run is ending: nothing to release, nothing more to read
         try:
             value = self._read(spec)
             w.failures = 0
@@ -561,8 +564,6 @@ class Supervisor:
                                           f"({w.failures} in a row): {err}")
         unit = self._parameters[spec.name].unit
         try:
-            if w.gave_up:
-                return
             now = self._lab_time()
             if not w.latched:
                 unreadable = w.failures >= spec.max_read_failures
@@ -635,11 +636,6 @@ class Supervisor:
 
     def _release(self, spec: InterlockSpec, why: str,
                  restore: list[tuple[Parameter, Any]]) -> None:
-        if spec.then == "end":
-            self._safe_event("interlock", f"{spec.name}: released ({why}); the run ends anyway "
-                                          f"(then: end)")
-            self._guard.unlatch(spec.name)
-            return
         restored, failures = [], []
         with self._guard.bypass():
             # Undo in reverse order of how the safe state changed things (shutter, then diode).
