@@ -10,11 +10,12 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hil import experiment
 from hil.results import Result
-from hil.safety import RunInterlocked
+from hil.safety import RunInterlocked, UnsafeLab, exit_code
 
 #: The station files installed with the package (editable or not): see stations/__init__.py.
 SHIPPED_STATIONS = Path(str(importlib.resources.files("stations")))
@@ -28,8 +29,35 @@ def default_station() -> Path:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _error(message)
     sys.exit(code)
+
+
+def _error(message: str) -> None:
+    """One ``error:`` line; the message is printed as is (``[low, high]`` is not markup)."""
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False,
+                               soft_wrap=True)
+
+
+def _report_unsafe(exc: BaseException) -> bool:
+    """An ``error:`` line per instrument whose safe state did not hold; True if any."""
+    failures = exc.failures if isinstance(exc, UnsafeLab) else getattr(exc, "unsafe", [])
+    for failure in failures:
+        _error(f"LAB MAY BE LIVE: {failure.message()}; check it, then run `hil safe`")
+    return bool(failures)
+
+
+def _ended(exc: BaseException, out: Path | None) -> None:
+    """Exit as the DESIGN contract says for a run that stopped, was interlocked or unsafe."""
+    unsafe = _report_unsafe(exc)
+    code = exit_code(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        state = ("instruments NOT all safe (above)" if unsafe else
+                 "instruments left in their safe state")
+        _fail(f"aborted; {state}; data kept in {out}", code)
+    if isinstance(exc, RunInterlocked):
+        _fail(f"interlocked: {exc}; instruments left in their safe state; data kept in {out}",
+              1 if unsafe else code)
 
 
 @click.group()
@@ -67,12 +95,12 @@ def run_command(experiment_name: str, station: Path | None, out: Path | None,
         started = True
         run = execute(exp, station, out, params, console=console, force=force,
                       realtime=realtime)
-    except KeyboardInterrupt:
-        _fail(f"aborted; instruments left in their safe state; data kept in {out}", 130)
-    except RunInterlocked as exc:
-        _fail(f"interlocked: {exc}; instruments left in their safe state; data kept in {out}", 3)
+    except (KeyboardInterrupt, RunInterlocked) as exc:
+        _ended(exc, out)
     except Exception as exc:
         message = str(exc.args[0]) if len(exc.args) == 1 else str(exc)
+        if _report_unsafe(exc) and isinstance(exc, UnsafeLab):
+            _fail(f"run ended with the lab possibly live; data and details kept in {out}", 1)
         if started and out.exists():
             # The run started: its file holds the data so far, status 'failed' and the traceback.
             _fail(f"run failed: {message}\n  data and traceback kept in {out} (status failed)", 1)
@@ -105,6 +133,8 @@ def show_command(path: Path, as_json: bool) -> None:
     if record.state != record.status:
         console.print(_STATE_NOTES[record.state].format(path=path, **record.writer),
                       highlight=False)
+    for banner in _lab_warnings(record):
+        console.print(f"[bold red]{escape(banner)}[/]", highlight=False, soft_wrap=True)
     if record.recovered:
         console.print("[yellow]read with its consistency flags cleared: its writer died while "
                       "changing the file's structure[/]", highlight=False)
@@ -118,6 +148,21 @@ def show_command(path: Path, as_json: bool) -> None:
     if record.traceback:
         console.print(f"[red]{record.traceback}[/]", highlight=False)
     console.print(results_table(record.results))
+
+
+def _lab_warnings(record) -> list[str]:
+    """What ``hil show`` must say first when the run may have left instruments live."""
+    warnings = []
+    if record.state == "interrupted":
+        warnings.append("WARNING: the run was interrupted without ending (its process was "
+                        "killed): its safe states were never applied and instruments may be "
+                        "live (laser, microwaves, heaters). Run `hil safe --station "
+                        f"{record.station_path or 'STATION'}` before anything else.")
+    for _when, kind, message in record.events:
+        if kind == "safe_state" and message.startswith("FAILED"):
+            warnings.append(f"WARNING: the safe state did not hold at the end of this run: "
+                            f"{message[len('FAILED: '):]}. Check the lab, then run `hil safe`.")
+    return warnings
 
 
 _STATE_NOTES = {
@@ -143,12 +188,12 @@ def resume_command(path: Path, station: Path | None) -> None:
             raise FileNotFoundError(f"{path}: no such run file")
         console.print(f"resuming [bold]{path}[/]", highlight=False)
         run = resume(path, station=station, console=console)
-    except KeyboardInterrupt:
-        _fail(f"aborted; instruments left in their safe state; data kept in {path}", 130)
-    except RunInterlocked as exc:
-        _fail(f"interlocked: {exc}; instruments left in their safe state; data kept in {path}", 3)
+    except (KeyboardInterrupt, RunInterlocked) as exc:
+        _ended(exc, path)
     except Exception as exc:
         message = str(exc.args[0]) if len(exc.args) == 1 else str(exc)
+        if _report_unsafe(exc) and isinstance(exc, UnsafeLab):
+            _fail(f"run ended with the lab possibly live; data and details kept in {path}", 1)
         if _final_status(path) == "failed":  # the resumed run itself failed
             _fail(f"run failed: {message}\n  data and traceback kept in {path} (status failed)",
                   1)
@@ -166,6 +211,40 @@ def _final_status(path: Path) -> str | None:
         return run_state(path)
     except (OSError, ValueError):
         return None
+
+
+@main.command("safe")
+@click.option("--station", type=click.Path(path_type=Path), default=None,
+              help="Station YAML (default: stations/twin.yaml).")
+def safe_command(station: Path | None) -> None:
+    """Put every instrument of a station in its safe state and read back that it holds.
+
+    For after a crash or a kill: laser output off, microwave output off, heaters off. Refused
+    (exit 2) while a run holds the station; exit 1 if any safe state does not hold.
+    """
+    from hil.lock import station_lock
+    from hil.safety import safe_all
+    from hil.station import load_lab
+
+    station = station or default_station()
+    console = Console()
+    try:
+        with station_lock(station, purpose="safe"):
+            lab = load_lab(station)
+            try:
+                failures = safe_all(lab.station.components)
+                names = [n for n, c in lab.station.components.items() if hasattr(c, "safe_state")]
+            finally:
+                lab.close()
+    except USER_ERRORS + (OSError,) as exc:
+        _fail(str(exc.args[0] if exc.args else exc))
+    for failure in failures:
+        _error(f"LAB MAY BE LIVE: {failure.message()}")
+    held = [n for n in names if not any(f.instrument.split(" ")[0] == n for f in failures)]
+    if held:
+        console.print(f"safe state applied and read back: {', '.join(held)}", highlight=False)
+    if failures:
+        sys.exit(1)
 
 
 @main.command("status")
@@ -306,15 +385,17 @@ def twin_group() -> None:
               help="virtual: time moves when the client waits, as in-process; real: wall time.")
 @click.option("--speed", type=float, default=1.0, show_default=True,
               help="Speed of the real clock (2: twice as fast as the wall).")
-@click.option("--idle-timeout", type=float, default=3600.0, show_default=True,
+@click.option("--idle-timeout", type=float, default=600.0, show_default=True,
               help="Drop a client silent this many seconds (0: never).")
+@click.option("--max-clients", type=int, default=8, show_default=True,
+              help="Clients per instrument; a new one beyond it replaces the longest idle.")
 @click.option("--max-line", type=int, default=65536, show_default=True,
               help="Drop a client whose message is longer than this many bytes.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every message.")
 def twin_serve_command(station: Path | None, host: str, port_base: int, control_port: int | None,
                        ports_file: Path | None, write_station: Path | None, allow_remote: bool,
-                       clock_kind: str, speed: float, idle_timeout: float, max_line: int,
-                       verbose: bool) -> None:
+                       clock_kind: str, speed: float, idle_timeout: float, max_clients: int,
+                       max_line: int, verbose: bool) -> None:
     """Serve every instrument of a simulated station on its own TCP port (raw SCPI sockets).
 
     Run `hil run chain --station stations/twin-tcp.yaml` in another terminal (default ports),
@@ -342,7 +423,7 @@ def twin_serve_command(station: Path | None, host: str, port_base: int, control_
         server = TwinServer(twin.library, names=station_names(twin.data), host=host,
                             port_base=port_base, control_port=control_port,
                             allow_remote=allow_remote, max_line=max_line,
-                            idle_timeout=idle_timeout).start()
+                            idle_timeout=idle_timeout, max_clients=max_clients).start()
     except USER_ERRORS as exc:
         server_log.removeHandler(handler)
         _fail(str(exc.args[0] if exc.args else exc))

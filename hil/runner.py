@@ -5,9 +5,12 @@ instruments are put in their safe state first, then the run file is flushed and 
 it ended (``completed``, ``failed`` with the traceback, ``aborted``, ``interlocked``).
 
 Stopping. The first Ctrl-C (SIGINT) or SIGTERM asks the run to stop: the instrument call in
-progress finishes, the experiment's next instrument call (or the sweep's next point) raises
-:class:`RunAborted` before anything is sent, the point in progress is not recorded (it is
-incomplete), safe states are applied and the file is marked ``aborted``. A second signal raises
+progress finishes, the experiment's next instrument call (or the sweep's next point, or the
+next slice of a wall-clock wait: hil.clock.stop_check) raises :class:`RunAborted` before
+anything is sent, the point in progress is not recorded (it is incomplete), safe states are
+applied, read back and retried (hil.safety.make_safe) and the file is marked ``aborted``; the
+CLI exits 130 (SIGINT) or 143 (SIGTERM). The run holds its station's lock (hil.lock) from
+before its file exists to after its safe states. A second signal raises
 at once, wherever the experiment is. Signals arriving while the run applies its safe states and
 closes its file wait for that to finish (a third one raises).
 
@@ -39,7 +42,9 @@ again after the release, with a ``retake`` event naming it.
 
 from __future__ import annotations
 
+import functools
 import signal
+import tempfile
 import threading
 import time
 import traceback
@@ -65,7 +70,7 @@ from rich.progress import (
 from rich.text import Text
 
 from hil.calibration import CalibrationStore, Decision, plan, valid_for_of
-from hil.clock import RealClock, VirtualClock, clock_of
+from hil.clock import RealClock, VirtualClock, clock_of, stop_check
 from hil.experiment import (
     Experiment,
     ExperimentError,
@@ -74,13 +79,17 @@ from hil.experiment import (
     find,
     step_parameters,
 )
+from hil.lock import station_lock
 from hil.results import Result
 from hil.safety import (
     InstrumentGuard,
     RunAborted,
     RunInterlocked,
+    SafeFailure,
     Supervisor,
+    UnsafeLab,
     lab_instruments,
+    safe_all,
 )
 from hil.station import Lab, load_lab
 from hil.store import Axis, Column, RunFileError, RunWriter, StepWriter, open_run
@@ -462,6 +471,19 @@ def calibration_store(out: Path, station: Path) -> CalibrationStore:
     return CalibrationStore(Path(out).parent, str(Path(station).resolve()))
 
 
+def _holding_the_station(execute: Callable[..., Run]) -> Callable[..., Run]:
+    """A run checks its file can be written, then holds its station (hil.lock) from before
+    any instrument is opened until its safe states are applied: nothing else may drive it."""
+    @functools.wraps(execute)
+    def held(experiment: Experiment, station: Path, out: Path, *args: Any, **kwargs: Any
+             ) -> Run:
+        check_writable(out)
+        with station_lock(station, purpose="run", run=out):
+            return execute(experiment, station, out, *args, **kwargs)
+    return held
+
+
+@_holding_the_station
 def execute(experiment: Experiment, station: Path, out: Path,
             params: Mapping[str, Mapping[str, Any]], console: Console | None = None,
             *, force: bool = False, realtime: bool = False) -> Run:
@@ -482,6 +504,22 @@ def execute(experiment: Experiment, station: Path, out: Path,
         lab.close()
         raise
     return _drive(experiment, lab, writer, params, console, store, decisions)
+
+
+def check_writable(out: Path) -> None:
+    """Refuse a run file that cannot be written before any instrument is opened."""
+    folder = Path(out).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".hil-write-check-"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"--out {out}: cannot write in {folder}: "
+                          f"{exc.strerror or exc}") from None
+
+
+class OutputError(ValueError):
+    """The run file's folder cannot be written (read-only filesystem, permissions)."""
 
 
 def _plan(experiment: Experiment, store: CalibrationStore, force: bool,
@@ -518,15 +556,18 @@ def resume(path: Path, *, station: Path | None = None, console: Console | None =
         if station.read_text(encoding="utf-8") != record.station_yaml:
             raise RunFileError(f"{path}: its station file {station} changed since the run "
                                f"started; give --station to resume on it anyway, or restore it")
-    lab = load_lab(station)
-    try:
-        note = f"station {station}" + (
-            "" if lab.yaml_text == record.station_yaml else " (its YAML differs from the run's)")
-        writer = RunWriter.resume(path, reason=note)
-    except BaseException:
-        lab.close()
-        raise
-    return _drive(experiment, lab, writer, params, console, calibration_store(path, station))
+    with station_lock(station, purpose="resume", run=path):
+        lab = load_lab(station)
+        try:
+            note = f"station {station}" + (
+                "" if lab.yaml_text == record.station_yaml else
+                " (its YAML differs from the run's)")
+            writer = RunWriter.resume(path, reason=note)
+        except BaseException:
+            lab.close()
+            raise
+        return _drive(experiment, lab, writer, params, console,
+                      calibration_store(path, station))
 
 
 def _params_from_file(experiment: Experiment, stored: Mapping[str, Any], path: Path
@@ -554,7 +595,7 @@ def _drive(experiment: Experiment, lab: Lab, writer: RunWriter,
         guard.idle = clock.advance  # waiting out a trip lets the twin's fridge cool
     try:
         supervisor = Supervisor(lab.interlocks, lab.station.components, lab.roles, guard,
-                                writer.event, lab_time=clock.now)
+                                writer.event, lab_time=clock.now, clock=clock)
     except BaseException:
         writer.finish("failed", traceback=traceback.format_exc())
         lab.close()
@@ -564,43 +605,66 @@ def _drive(experiment: Experiment, lab: Lab, writer: RunWriter,
     run.decisions = dict(decisions or {})
     signals = _Signals(guard, console)
     status, tb = "completed", None
+    failure: BaseException | None = None
     with signals.installed():
         try:
-            with guard.installed(), supervisor.running(), progress:
+            with guard.installed(), supervisor.running(), progress, stop_check(guard.check_stop):
                 if experiment.steps == (experiment.function,):
                     run.call(experiment.function)
                 else:
                     experiment.function(lab, run)
                 if guard.ended_by is not None:
                     raise RunInterlocked(*guard.ended_by)
-        except RunInterlocked:
-            status = "interlocked"
+        except RunInterlocked as exc:
+            status, failure = "interlocked", exc
             raise
-        except KeyboardInterrupt:
-            status = "aborted"
+        except KeyboardInterrupt as exc:
+            status, failure = "aborted", exc
             raise
-        except BaseException:
-            status, tb = "failed", traceback.format_exc()
+        except BaseException as exc:
+            status, tb, failure = "failed", traceback.format_exc(), exc
             raise
         finally:
             signals.ending()
-            _end(lab, writer, run, status, tb, guard)
+            unsafe = _end(lab, writer, run, status, tb, guard)
+            if unsafe:
+                _report_unsafe(unsafe, failure)
     return run
 
 
+def _report_unsafe(unsafe: Sequence[SafeFailure], failure: BaseException | None) -> None:
+    """A safe state that did not hold is never silent: it rides on the run's own exception
+    (``unsafe``, for the CLI), or becomes the exception of a run that otherwise completed."""
+    if failure is None:
+        raise UnsafeLab(unsafe)
+    failure.unsafe = list(unsafe)  # type: ignore[attr-defined]
+    failure.add_note(str(UnsafeLab(unsafe)))
+
+
 def _end(lab: Lab, writer: RunWriter, run: Run, status: str, tb: str | None,
-         guard: InstrumentGuard) -> None:
-    """Safe states, then the data, then the status: in that order, whatever fails."""
+         guard: InstrumentGuard) -> list[SafeFailure]:
+    """Safe states, then the data, then the status: in that order, whatever fails.
+
+    Every instrument's safe state is applied, read back and retried (hil.safety.make_safe);
+    what did not hold is an event, is added to the stored traceback, and is returned. An
+    error while ending never replaces the run's first one: it is chained below it in the
+    stored traceback.
+    """
+    unsafe: list[SafeFailure] = []
+    problems: list[str] = []
     try:
-        failures = lab.safe_state()
+        unsafe = safe_all(lab.station.components)
         detail = ", ".join(name for name, c in lab.station.components.items()
                            if hasattr(c, "safe_state"))
         try:
-            writer.event("safe_state", f"applied to {detail}" if not failures else
-                         "failed: " + "; ".join(failures))
+            writer.event("safe_state", f"applied to {detail}" if not unsafe else
+                         "FAILED: " + "; ".join(f.message() for f in unsafe))
         finally:
             try:
                 run.close_steps()
+            except Exception:  # keep the data written so far and say why the rest is not
+                problems.append(traceback.format_exc())
+                raise
             finally:
                 end = None
                 try:
@@ -609,9 +673,15 @@ def _end(lab: Lab, writer: RunWriter, run: Run, status: str, tb: str | None,
                     writer.event("fault", f"end snapshot failed: {exc}")
                 if guard.stop_requested and status == "completed":
                     writer.event("stop", f"{guard.stop_requested} arrived as the run finished")
+                if unsafe:
+                    problems.append(str(UnsafeLab(unsafe)))
+                if problems:
+                    status = "failed" if status == "completed" else status
+                    tb = "\n".join([tb or "", "While ending the run:", *problems]).lstrip()
                 writer.finish(status, traceback=tb, snapshot_end=end)
     finally:
         lab.close()
+    return unsafe
 
 
 def snapshot_value(snapshot: Mapping[str, Any], instrument: str, parameter: str) -> Any:

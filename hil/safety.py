@@ -38,10 +38,11 @@ from qcodes.instrument import Instrument, InstrumentBase
 from qcodes.parameters import Parameter
 
 __all__ = ["InstrumentGuard", "InterlockConfigError", "InterlockSpec", "RunAborted",
-           "RunInterlocked", "Supervisor", "parse_interlocks"]
+           "RunInterlocked", "SafeFailure", "Supervisor", "UnsafeLab", "exit_code", "make_safe",
+           "parse_interlocks", "safe_all"]
 
 INTERLOCK_KEYS = {"name", "watch", "above", "below", "resume_below", "resume_above", "poll_s",
-                  "action", "then", "settle_s", "max_read_failures", "give_up_s"}
+                  "action", "then", "settle_s", "max_read_failures", "give_up_s", "max_trips"}
 ACTION_KEYS = {"safe_state"}
 THEN = ("resume", "end")
 #: VISA resource methods drivers call directly (binary and ASCII block reads), guarded too.
@@ -62,6 +63,18 @@ class RunInterlocked(BaseException):
     def __init__(self, interlock: str, message: str = "") -> None:
         super().__init__(message or f"interlock {interlock} tripped")
         self.interlock = interlock
+
+
+class GarbledReply(RuntimeError):
+    """An instrument answered bytes that are not text: the message names the instrument."""
+
+    def __init__(self, instrument: str, error: UnicodeDecodeError) -> None:
+        super().__init__(f"{instrument}: garbled reply (not {error.encoding} text): "
+                         f"{bytes(error.object[:40])!r}")
+        self.instrument = instrument
+
+    def __str__(self) -> str:  # QCoDeS appends "getting <parameter>" to args
+        return "; ".join(str(a) for a in self.args)
 
 
 class InterlockConfigError(ValueError):
@@ -88,7 +101,8 @@ class InterlockSpec:
     then: str
     settle_s: float = 0.0
     max_read_failures: int = 3
-    give_up_s: float = 3600.0  # lab time latched before a resumable trip ends the run
+    give_up_s: float = 3600.0  # lab time from the first trip after which a trip ends the run
+    max_trips: int = 5  # trips per run; the next one ends the run ``interlocked``
 
     @property
     def watch(self) -> str:
@@ -121,17 +135,32 @@ class InterlockSpec:
 
 
 def parse_interlocks(data: Any, *, where: str, instruments: Mapping[str, Any],
-                     roles: Mapping[str, Any]) -> list[InterlockSpec]:
+                     roles: Mapping[str, Any], always: Any = None) -> list[InterlockSpec]:
     """Check a station's ``interlocks:`` list and turn it into specs.
 
     Each entry: ``name``; ``watch: INSTRUMENT.PARAMETER``; either ``above`` (a ceiling, with an
     optional lower ``resume_below``) or ``below`` (a floor, with an optional higher
     ``resume_above``); ``poll_s`` (default 0.5 s); ``action: {safe_state: [ROLE, ...]}``;
     ``then: resume | end`` (default end); ``settle_s`` (default 0: seconds the condition must
-    stay clear before release); ``max_read_failures`` (default 3).
+    stay clear before release); ``max_read_failures`` (default 3); ``give_up_s`` (default
+    3600: lab seconds from the first trip after which a trip that has not cleared ends the
+    run); ``max_trips`` (default 5: the trip after that many ends the run).
+
+    ``always`` is the station's ``interlock_safe_state:`` list: roles every trip makes safe
+    besides those an entry lists (the cryostat, so that a fridge over its limit never keeps
+    heating whatever an entry says).
     """
     if data is None:
         return []
+    extra: list[str] = []
+    if always is not None:
+        if not isinstance(always, list) or not all(isinstance(r, str) for r in always):
+            raise InterlockConfigError(f"{where}: interlock_safe_state: a list of roles")
+        for role in always:
+            if role not in roles:
+                raise InterlockConfigError(f"{where}: interlock_safe_state: no role {role!r}; "
+                                           f"roles: {', '.join(roles) or 'none'}")
+        extra = list(always)
     if not isinstance(data, list):
         raise InterlockConfigError(f"{where}: interlocks: must be a list of interlocks")
     specs: list[InterlockSpec] = []
@@ -209,15 +238,19 @@ def parse_interlocks(data: Any, *, where: str, instruments: Mapping[str, Any],
         then = entry.get("then", "end")
         if then not in THEN:
             raise InterlockConfigError(f"{here}.then: must be 'resume' or 'end', got {then!r}")
-        failures = entry.get("max_read_failures", 3)
-        if isinstance(failures, bool) or not isinstance(failures, int) or failures < 1:
-            raise InterlockConfigError(f"{here}.max_read_failures: an integer >= 1, got "
-                                       f"{failures!r}")
+        counts = {}
+        for key, default in (("max_read_failures", 3), ("max_trips", 5)):
+            count = entry.get(key, default)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise InterlockConfigError(f"{here}.{key}: an integer >= 1, got {count!r}")
+            counts[key] = count
+        safe = list(dict.fromkeys([*safe, *extra]))
         specs.append(InterlockSpec(name=name, instrument=instrument, parameter=parameter,
                                    above=above, below=below, resume_below=resume_below,
                                    resume_above=resume_above, poll_s=poll_s,
                                    safe_state=tuple(safe), then=then, settle_s=settle_s,
-                                   max_read_failures=failures, give_up_s=give_up_s))
+                                   max_read_failures=counts["max_read_failures"],
+                                   give_up_s=give_up_s, max_trips=counts["max_trips"]))
     return specs
 
 
@@ -297,6 +330,19 @@ class InstrumentGuard:
     def lock(self, instrument: str) -> threading.RLock:
         return self._locks[instrument]
 
+    def check_stop(self) -> None:
+        """Raise if the run must stop (a stop request, an interlock that ends it); never waits.
+
+        A wait of the experiment asks this between slices (hil.clock.stop_check), so a stop
+        does not wait for the wait to end.
+        """
+        if not self._alert or getattr(self._local, "bypass", False):
+            return
+        if self._stop is not None:
+            raise RunAborted(self._stop)
+        if self._ended is not None:
+            raise RunInterlocked(*self._ended)
+
     @contextlib.contextmanager
     def bypass(self) -> Iterator[None]:
         """Let this thread's calls through the gates (safe states, restores)."""
@@ -322,8 +368,9 @@ class InstrumentGuard:
                     raise RunInterlocked(*self._ended)
                 if not self._latched:
                     return
-                self._cond.wait(0.1)
-                if self.idle is not None:
+                self._cond.wait(0.1 if self.idle is None else 0.01)
+                if (self.idle is not None and self._latched and self._stop is None
+                        and self._ended is None):  # the twin's virtual clock: time passes
                     self.idle(LATCHED_WAIT_S)
 
     # -- wrapping ------------------------------------------------------------------------------
@@ -371,28 +418,56 @@ class InstrumentGuard:
             if self._alert:
                 checkpoint()
             with lock:
-                return original(*args, **kwargs)
+                try:
+                    return original(*args, **kwargs)
+                except UnicodeDecodeError as exc:  # name the instrument, not the codec
+                    raise GarbledReply(name, exc) from exc
 
         guarded.__wrapped__ = original  # type: ignore[attr-defined]
         return guarded
 
 
+class _Watch:
+    """One interlock's state between polls: latched or not, since when, what to restore."""
+
+    def __init__(self, spec: InterlockSpec) -> None:
+        self.spec = spec
+        self.latched = False
+        self.failures = 0
+        self.clear_since: float | None = None
+        self.first_trip: float | None = None
+        self.trips = 0
+        self.gave_up = False
+        self.restore: list[tuple[Parameter, Any]] = []
+        self.lock = threading.Lock()  # one poll at a time (wall thread and lab-time ticks)
+
+
 class Supervisor:
-    """Watches a station's interlocks in threads of their own; see the module docs."""
+    """Watches a station's interlocks; see the module docs.
+
+    Each interlock has a thread of its own polling every ``poll_s`` of wall time. On the twin's
+    virtual clock (``clock`` a :class:`~hil.clock.VirtualClock`) the watchers also poll in the
+    lab's time: the clock stops at each poll however far the experiment moves it, so a fridge
+    that warms during a long settle is seen at the instant it crosses its limit, not whenever
+    the wall-clock thread happens to run (by then the virtual clock may be minutes further).
+    """
 
     def __init__(self, specs: Sequence[InterlockSpec], components: Mapping[str, InstrumentBase],
                  roles: Mapping[str, InstrumentBase], guard: InstrumentGuard,
                  event: Callable[[str, str], None],
-                 lab_time: Callable[[], float] = time.monotonic) -> None:
-        self._lab_time = lab_time  # how long a trip has lasted, in the lab's own time
+                 lab_time: Callable[[], float] = time.monotonic, clock: Any = None) -> None:
+        self._lab_time = lab_time  # settle, give-up: in the lab's own time
+        self._clock = clock if hasattr(clock, "every") else None
         self._specs = list(specs)
         self._components = components
         self._roles = roles
         self._guard = guard
         self._event = event
         self._parameters = {s.name: resolve_parameter(components, s) for s in self._specs}
+        self._watches = {s.name: _Watch(s) for s in self._specs}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._cancels: list[Callable[[], None]] = []
         self._count_lock = threading.Lock()
         self._trips = 0
         self.errors: list[BaseException] = []
@@ -414,6 +489,8 @@ class Supervisor:
 
     def start(self) -> None:
         for spec in self._specs:
+            if self._clock is not None:
+                self._cancels.append(self._clock.every(spec.poll_s, self._ticker(spec)))
             thread = threading.Thread(target=self._watch, args=(spec,), daemon=True,
                                       name=f"interlock {spec.name}")
             self._threads.append(thread)
@@ -421,6 +498,8 @@ class Supervisor:
 
     def stop(self) -> None:
         self._stop.set()
+        while self._cancels:
+            self._cancels.pop()()
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
@@ -440,52 +519,23 @@ class Supervisor:
         with self._guard.bypass(), self._guard.lock(spec.instrument):
             return float(parameter.get())
 
+    def _ticker(self, spec: InterlockSpec) -> Callable[[], None]:
+        watch = self._watches[spec.name]
+
+        def tick() -> None:
+            # Never wait for the wall-clock thread's poll (it may wait for an instrument this
+            # thread holds): when it is polling, this instant is being looked at anyway.
+            if not self._stop.is_set() and watch.lock.acquire(blocking=False):
+                try:
+                    self._poll(watch)
+                finally:
+                    watch.lock.release()
+        return tick
+
     def _watch(self, spec: InterlockSpec) -> None:
-        latched = False
-        failures = 0
-        clear_since: float | None = None
-        tripped_at = math.inf
-        restore: list[tuple[Parameter, Any]] = []
-        unit = self._parameters[spec.name].unit
         next_poll = time.monotonic()
         while not self._stop.is_set():
-            try:
-                value = self._read(spec)
-                failures = 0
-            except Exception as err:
-                failures += 1
-                value = math.nan
-                if failures == 1 or failures == spec.max_read_failures:
-                    self._safe_event("fault", f"interlock {spec.name}: cannot read {spec.watch} "
-                                              f"({failures} in a row): {err}")
-            try:
-                if not latched:
-                    unreadable = failures >= spec.max_read_failures
-                    if spec.trips(value) or unreadable:
-                        why = (f"{spec.watch} unreadable {failures} times" if unreadable else
-                               f"{spec.watch} = {value:g} {unit}")
-                        restore = self._trip(spec, why)
-                        latched = True
-                        clear_since = None
-                        tripped_at = self._lab_time()
-                elif spec.clears(value):
-                    now = time.monotonic()
-                    clear_since = now if clear_since is None else clear_since
-                    if now - clear_since >= spec.settle_s:
-                        self._release(spec, f"{spec.watch} = {value:g} {unit}", restore)
-                        latched = False
-                        restore = []
-                else:
-                    clear_since = None
-                    if self._lab_time() - tripped_at > spec.give_up_s and spec.then == "resume":
-                        reason = (f"{spec.name}: {spec.watch} = {value:g} {unit} still beyond "
-                                  f"{spec.describe()} after {spec.give_up_s:g} s")
-                        self._safe_event("interlock", f"{reason}: giving up; run ends")
-                        self._guard.end(spec.name, reason)
-                        tripped_at = math.inf
-            except Exception as err:  # never let a watcher die silently
-                self.errors.append(err)
-                self._safe_event("fault", f"interlock {spec.name}: {type(err).__name__}: {err}")
+            self.poll(spec.name)
             next_poll += spec.poll_s
             delay = next_poll - time.monotonic()
             if delay < 0:
@@ -493,7 +543,71 @@ class Supervisor:
                 delay = 0
             self._stop.wait(delay)
 
-    def _trip(self, spec: InterlockSpec, why: str) -> list[tuple[Parameter, Any]]:
+    def poll(self, name: str) -> None:
+        """Read one interlock's parameter once and trip, release or give up as it says."""
+        watch = self._watches[name]
+        with watch.lock:
+            self._poll(watch)
+
+    def _poll(self, w: _Watch) -> None:
+        spec = w.spec
+        if w.gave_up or (w.latched and spec.then == "end"):
+            return  # the run is ending: nothing to release, nothing more to read
+        try:
+            value = self._read(spec)
+            w.failures = 0
+        except Exception as err:
+            w.failures += 1
+            value = math.nan
+            if w.failures == 1 or w.failures == spec.max_read_failures:
+                self._safe_event("fault", f"interlock {spec.name}: cannot read {spec.watch} "
+                                          f"({w.failures} in a row): {err}")
+        unit = self._parameters[spec.name].unit
+        try:
+            now = self._lab_time()
+            if not w.latched:
+                unreadable = w.failures >= spec.max_read_failures
+                if spec.trips(value) or unreadable:
+                    why = (f"{spec.watch} unreadable {w.failures} times" if unreadable else
+                           f"{spec.watch} = {value:g} {unit}")
+                    w.first_trip = now if w.first_trip is None else w.first_trip
+                    w.trips += 1
+                    w.restore = self._trip(spec, why, w.trips)
+                    w.latched = True
+                    w.clear_since = None
+                    self._give_up_if_due(w, value, unit, now)
+            elif spec.clears(value):
+                w.clear_since = now if w.clear_since is None else w.clear_since
+                if now - w.clear_since >= spec.settle_s:
+                    self._release(spec, f"{spec.watch} = {value:g} {unit}", w.restore)
+                    w.latched = False
+                    w.restore = []
+            else:
+                w.clear_since = None
+                self._give_up_if_due(w, value, unit, now)
+        except Exception as err:  # never let a watcher die silently
+            self.errors.append(err)
+            self._safe_event("fault", f"interlock {spec.name}: {type(err).__name__}: {err}")
+
+    def _give_up_if_due(self, w: _Watch, value: float, unit: str, now: float) -> None:
+        """A resumable interlock ends the run after ``max_trips`` trips, or when it has not
+        cleared ``give_up_s`` after its first trip: a run never cycles forever."""
+        spec = w.spec
+        if spec.then != "resume" or w.first_trip is None:
+            return
+        if w.trips > spec.max_trips:
+            why = f"tripped {w.trips} times (max_trips {spec.max_trips})"
+        elif now - w.first_trip > spec.give_up_s:
+            why = (f"{spec.watch} = {value:g} {unit} still beyond {spec.describe()} after "
+                   f"{spec.give_up_s:g} s (give_up_s, counted from the first trip)")
+        else:
+            return
+        reason = f"{spec.name}: {why}"
+        self._safe_event("interlock", f"{reason}: giving up; run ends")
+        self._guard.end(spec.name, reason)
+        w.gave_up = True
+
+    def _trip(self, spec: InterlockSpec, why: str, count: int) -> list[tuple[Parameter, Any]]:
         reason = f"{spec.name}: {why}, limit {spec.describe()}"
         self._guard.latch(spec.name, reason)  # first: the experiment sends nothing more
         with self._count_lock:
@@ -503,11 +617,10 @@ class Supervisor:
         with self._guard.bypass():
             for role in spec.safe_state:
                 instrument = self._roles[role]
-                try:
-                    with self._guard.lock(instrument.name):
-                        instrument.safe_state()  # type: ignore[attr-defined]
-                except Exception as err:
-                    failures.append(f"{role}: {err}")
+                with self._guard.lock(instrument.name):
+                    failure = make_safe(instrument, role=role)
+                if failure is not None:
+                    failures.append(failure.message())
         restore: list[tuple[Parameter, Any]] = []
         for role in spec.safe_state:
             restore += _changed(before[role], _settings(self._roles[role]))
@@ -515,24 +628,20 @@ class Supervisor:
         outcome = (f"safe state applied to {roles}" if not failures else
                    f"safe state FAILED for {'; '.join(failures)}")
         then = "run resumes when it clears" if spec.then == "resume" else "run ends"
-        self._safe_event("interlock", f"{reason}: tripped; {outcome}; latched; {then}")
+        self._safe_event("interlock", f"{reason}: tripped; {outcome}; latched; {then} (trip "
+                                      f"{count}, max_trips {spec.max_trips})")
         if spec.then == "end":
             self._guard.end(spec.name, reason)
         return restore
 
     def _release(self, spec: InterlockSpec, why: str,
                  restore: list[tuple[Parameter, Any]]) -> None:
-        if spec.then == "end":
-            self._safe_event("interlock", f"{spec.name}: released ({why}); the run ends anyway "
-                                          f"(then: end)")
-            self._guard.unlatch(spec.name)
-            return
         restored, failures = [], []
         with self._guard.bypass():
             # Undo in reverse order of how the safe state changed things (shutter, then diode).
             for parameter, value in reversed(restore):
                 try:
-                    owner = parameter.instrument
+                    owner = parameter.root_instrument
                     lock = (self._guard.lock(owner.name) if owner is not None
                             and owner.name in self._components else contextlib.nullcontext())
                     with lock:
@@ -557,10 +666,22 @@ class Supervisor:
             self.errors.append(err)
 
 
+def _parameters_of(instrument: InstrumentBase) -> Iterator[Parameter]:
+    """Every parameter of an instrument and of its channels and submodules."""
+    yield from instrument.parameters.values()
+    for sub in instrument.submodules.values():
+        if isinstance(sub, InstrumentBase):
+            yield from _parameters_of(sub)
+        else:  # a channel list
+            for channel in sub:
+                yield from _parameters_of(channel)
+
+
 def _settings(instrument: InstrumentBase) -> dict[Parameter, tuple[Any, Any]]:
-    """Settable parameters' cached values and when they were set (no instrument traffic)."""
+    """Settable parameters' cached values and when they were set (no instrument traffic),
+    channels' and submodules' (the Lake Shore's heaters) included."""
     out: dict[Parameter, tuple[Any, Any]] = {}
-    for parameter in instrument.parameters.values():
+    for parameter in _parameters_of(instrument):
         if not isinstance(parameter, Parameter) or not parameter.settable:
             continue
         if not parameter.cache.valid:
@@ -584,3 +705,124 @@ def _changed(before: Mapping[Parameter, tuple[Any, Any]],
 def lab_instruments(components: Mapping[str, Any]) -> dict[str, InstrumentBase]:
     """The instruments of a station's components (what a guard wraps)."""
     return {name: c for name, c in components.items() if isinstance(c, Instrument)}
+
+
+# -- safe states that are known to hold --------------------------------------------------------
+
+#: How many times a failing safe state is tried before it is reported as failed.
+SAFE_STATE_ATTEMPTS = 3
+#: Seconds between attempts (a dropped connection may come back; a relay may need a moment).
+SAFE_STATE_RETRY_S = 0.2
+
+#: What an instrument of each role kind may leave on when its safe state does not hold.
+_MAY_BE_ON = {"Laser": "laser light (diode output, shutter)",
+              "MicrowaveSource": "microwave output",
+              "Cryostat": "heaters (sample, warm-up, still)",
+              "NetworkAnalyzer": "VNA source power",
+              "SpectrumAnalyzer": "input protection (preamp on, low attenuation)",
+              "PowerMeter": "a fixed range (readings may saturate)"}
+
+
+@dataclass(frozen=True)
+class SafeFailure:
+    """An instrument whose safe state could not be applied or does not read back as set."""
+
+    instrument: str
+    may_be_on: str
+    detail: str
+
+    def message(self) -> str:
+        return f"{self.instrument}: {self.may_be_on} may still be on ({self.detail})"
+
+
+def may_be_on(instrument: Any) -> str:
+    """What this instrument can leave live, from the role kinds it provides."""
+    from hil.roles import ROLE_KINDS  # roles import nothing of ours; kept local all the same
+
+    for kind in dict.fromkeys(ROLE_KINDS.values()):
+        if isinstance(instrument, kind) and kind.__name__ in _MAY_BE_ON:
+            return _MAY_BE_ON[kind.__name__]
+    return "its outputs"
+
+
+def make_safe(instrument: Any, *, role: str | None = None,
+              attempts: int = SAFE_STATE_ATTEMPTS) -> SafeFailure | None:
+    """Apply an instrument's safe state and read back that it holds; retry; None when it does.
+
+    Every parameter the safe state set is read again from the instrument and compared with the
+    value sent: a heater relay that stays closed, or a laser that dropped its connection, is a
+    failure (after ``attempts`` tries), never a silent success.
+    """
+    name = getattr(instrument, "name", str(instrument)) + (f" (role {role})" if role else "")
+    detail = ""
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(SAFE_STATE_RETRY_S)
+        started = datetime.now()
+        try:
+            instrument.safe_state()
+        except Exception as exc:
+            detail = f"safe state failed: {_first_line(exc)}"
+            continue
+        try:
+            wrong = _readback(instrument, started)
+        except Exception as exc:
+            detail = f"cannot read it back: {_first_line(exc)}"
+            continue
+        if not wrong:
+            return None
+        detail = "reads back " + ", ".join(wrong)
+    return SafeFailure(name, may_be_on(instrument), f"{detail}; tried {attempts} times")
+
+
+def _readback(instrument: Any, since: datetime) -> list[str]:
+    """Parameters set since ``since`` whose value read from the instrument differs."""
+    wrong = []
+    for parameter in _parameters_of(instrument):
+        if not isinstance(parameter, Parameter) or not parameter.gettable:
+            continue
+        stamp = parameter.cache.timestamp
+        if not parameter.cache.valid or stamp is None or stamp < since:
+            continue
+        sent = parameter.cache.get(get_if_invalid=False)
+        got = parameter.get()
+        same = (math.isclose(got, sent, rel_tol=1e-6, abs_tol=1e-12)
+                if isinstance(got, float | int) and isinstance(sent, float | int)
+                and not isinstance(got, bool) else got == sent)
+        if not same:
+            wrong.append(f"{parameter.full_name}={got!r} (set {sent!r})")
+    return wrong
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def safe_all(components: Mapping[str, Any]) -> list[SafeFailure]:
+    """Every instrument with a safe state made safe and checked; what did not hold (never
+    raises: one stuck instrument must not leave the others live)."""
+    failures = []
+    for component in components.values():
+        if callable(getattr(component, "safe_state", None)):
+            failure = make_safe(component)
+            if failure is not None:
+                failures.append(failure)
+    return failures
+
+
+class UnsafeLab(RuntimeError):
+    """The run ended but some instrument's safe state did not hold: the lab may be live."""
+
+    def __init__(self, failures: Sequence[SafeFailure]) -> None:
+        super().__init__("safe state did not hold: " + "; ".join(f.message() for f in failures))
+        self.failures = list(failures)
+
+
+def exit_code(exc: BaseException) -> int:
+    """The ``hil`` exit code of a run that ended with ``exc`` (the DESIGN contract)."""
+    if isinstance(exc, RunInterlocked):
+        return 3
+    if isinstance(exc, KeyboardInterrupt):
+        return 143 if str(exc).startswith("SIGTERM") else 130
+    return 1

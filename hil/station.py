@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from hil.sim.backend import SimVisaLibrary
     from hil.sim.remote import RemoteTwin
 
-TOP_KEYS = {"instruments", "roles", "sim", "twin", "interlocks", "constants", "steps"}
+TOP_KEYS = {"instruments", "roles", "sim", "twin", "interlocks", "constants", "steps",
+            "interlock_safe_state"}
 INSTRUMENT_KEYS = {"type", "address", "init", "parameters"}
 PARAMETER_KEYS = {"limits", "initial_value"}
 #: A station reached through a VISA library (see the module docs and :func:`_visalib`).
@@ -167,7 +168,8 @@ def _constants(path: Path, data: Mapping[str, Any]) -> dict[str, float]:
 def _interlocks(path: Path, data: Mapping[str, Any]) -> list[InterlockSpec]:
     try:
         return parse_interlocks(data.get("interlocks"), where=str(path),
-                                instruments=data["instruments"], roles=data.get("roles") or {})
+                                instruments=data["instruments"], roles=data.get("roles") or {},
+                                always=data.get("interlock_safe_state"))
     except InterlockConfigError as exc:
         raise StationError(str(exc)) from None
 
@@ -327,6 +329,11 @@ def _open_visa_instrument(path: Path, name: str, spec: Mapping[str, Any],
         raise StationError(f"{where}.address: cannot open {spec['address']}: {exc}{hint}"
                            ) from None
     try:
+        _check_model(where, spec, cls, resource)
+    except BaseException:
+        resource.close()
+        raise
+    try:
         return cls(name, resource=resource, **dict(spec.get("init") or {}))
     except TypeError as exc:
         resource.close()
@@ -338,6 +345,34 @@ def _open_visa_instrument(path: Path, name: str, spec: Mapping[str, Any],
     except BaseException:
         resource.close()
         raise
+
+
+def _check_model(where: str, spec: Mapping[str, Any], cls: type, resource: Any) -> None:
+    """Ask ``*IDN?`` (and nothing else) before the driver sends its init commands: an address
+    that reaches another model is refused naming both, not with a timeout after init bytes."""
+    init = dict(spec.get("init") or {})
+    term = init.get("terminator", getattr(cls, "default_terminator", "\n")) or "\n"
+    resource.write_termination = resource.read_termination = term
+    try:
+        idn = str(resource.query("*IDN?")).strip()
+    except Exception as exc:
+        raise StationError(f"{where}: {spec['address']} did not answer *IDN? ({exc}); is it "
+                           f"a {cls.__name__}?") from None
+    fields = [f.strip() for f in idn.split(",")]
+    found = fields[1] if len(fields) >= 2 else idn
+    key = _model_key(found).removeprefix("MODEL")
+    expected = getattr(cls, "idn_model", None)
+    if expected is not None:
+        ok = _model_key(expected) == _model_key(found)
+    else:  # the driver's class name (or a base's) carries the model: SantecTSL570 ~ TSL-570
+        ok = bool(key) and any(key in _model_key(c.__name__) for c in cls.__mro__)
+    if not ok:
+        raise StationError(f"{where}.address: {spec['address']} answers *IDN? with {idn!r}: "
+                           f"expected model {expected or cls.__name__}, found {found}")
+
+
+def _model_key(text: str) -> str:
+    return "".join(ch for ch in text.upper() if ch.isalnum())
 
 
 def _resolve_lab_file(station_path: Path, sim: Any) -> Path:

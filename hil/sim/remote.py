@@ -23,12 +23,13 @@ import os
 import select
 import socket
 import threading
-import time
 from typing import Any
 
 from pyvisa.constants import StatusCode
 from pyvisa.errors import VisaIOError
 from pyvisa_py import highlevel as pyvisa_py_highlevel
+
+from hil.clock import interruptible_sleep
 
 #: Control replies are one line; a line longer than this is a broken server.
 MAX_REPLY = 1 << 20
@@ -135,7 +136,7 @@ class RemoteClock:
         if self.virtual:
             self._control.request(f"sleep {float(seconds)!r}")
         elif seconds > 0:
-            time.sleep(seconds / self.speed)
+            interruptible_sleep(seconds / self.speed)  # a stop ends the wait early
 
 
 class RemoteTwin:

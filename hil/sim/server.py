@@ -41,9 +41,11 @@ answered by one line ``ok [payload]`` or ``error <message>``::
 RESOURCE is the station's instrument name (``fridge``), the lab's address or the served one.
 
 Safety. Loopback unless ``allow_remote``; a line longer than ``max_line`` bytes (64 KiB) drops
-that client; a client silent for ``idle_timeout`` seconds is dropped; at most ``max_clients``
-per instrument. A client's bad input (garbage, non-UTF-8, an exception inside the device) is
-answered as the instrument answers an unknown command and never reaches another session.
+that client; a client silent for ``idle_timeout`` seconds (10 min) is dropped; at most
+``max_clients`` per instrument: a new client beyond it replaces the one idle longest (idle for
+at least ``EVICT_IDLE_S``), so forgotten sockets never lock the others out. A client's bad
+input (garbage, non-UTF-8, an exception inside the device) is answered as the instrument
+answers an unknown command and never reaches another session.
 """
 
 from __future__ import annotations
@@ -73,12 +75,14 @@ log = logging.getLogger("hil.sim.server")
 
 DEFAULT_PORT_BASE = 5025
 DEFAULT_MAX_LINE = 64 * 1024
-DEFAULT_IDLE_TIMEOUT = 3600.0
+DEFAULT_IDLE_TIMEOUT = 600.0
 DEFAULT_MAX_CLIENTS = 8
 DEFAULT_DELAY_S = 10.0
 DEFAULT_SPLIT_PAUSE_S = 0.02
 #: How often an idle session looks at the stop flag, its idle time and its device's connection.
 POLL_S = 0.1
+#: A client silent this long may be dropped to make room for a new one at ``max_clients``.
+EVICT_IDLE_S = 1.0
 #: How long a send may block on a client that does not read.
 SEND_TIMEOUT_S = 30.0
 #: Linux's TCP_QUICKACK (re-armed after every read): without it a client that leaves Nagle on
@@ -176,6 +180,7 @@ class TwinServer:
             for i, resource in enumerate(resources)]
         self._control_listener: socket.socket | None = None
         self._control_clients: set[socket.socket] = set()
+        self._last_seen: dict[socket.socket, float] = {}  # client -> when it last sent
         self._stopping = threading.Event()
         self._threads: set[threading.Thread] = set()
         self._threads_lock = threading.Lock()
@@ -333,11 +338,12 @@ class TwinServer:
             conn.close()
             return
         clients = self._control_clients if ep is None else ep.clients
-        if len(clients) >= self.max_clients:
-            log.warning("%s: refused %s: %d clients already", ep.name if ep else "control", who,
-                        len(clients))
+        if len(clients) >= self.max_clients and not self._evict_idle(clients, ep):
+            log.warning("%s: refused %s: %d clients already, none idle", ep.name if ep else
+                        "control", who, len(clients))
             conn.close()
             return
+        self._last_seen[conn] = time.monotonic()
         clients.add(conn)
         target = self._control_session if ep is None else self._instrument_session
         thread = threading.Thread(target=self._session, args=(target, conn, who, ep),
@@ -345,6 +351,21 @@ class TwinServer:
         with self._threads_lock:
             self._threads.add(thread)
         thread.start()
+
+    def _evict_idle(self, clients: set[socket.socket], ep: Endpoint | None) -> bool:
+        """Drop the client idle longest (at least EVICT_IDLE_S); False if all are busy."""
+        now = time.monotonic()
+        idle = [(self._last_seen.get(c, now), c) for c in clients
+                if now - self._last_seen.get(c, now) >= EVICT_IDLE_S]
+        if not idle:
+            return False
+        since, oldest = min(idle, key=lambda item: item[0])
+        log.warning("%s: dropping a client idle for %.0f s to admit a new one",
+                    ep.name if ep else "control", now - since)
+        clients.discard(oldest)
+        with contextlib.suppress(OSError):
+            oldest.shutdown(socket.SHUT_RDWR)  # its session sees the end and closes it
+        return True
 
     def _session(self, target, conn: socket.socket, who: str, ep: Endpoint | None) -> None:
         what = ep.name if ep is not None else "control"
@@ -357,6 +378,7 @@ class TwinServer:
             why = f"dropped after an internal error: {exc}"
         finally:
             (self._control_clients if ep is None else ep.clients).discard(conn)
+            self._last_seen.pop(conn, None)
             with contextlib.suppress(OSError):
                 conn.close()
             bad = "longer than" in why or "internal error" in why
@@ -392,7 +414,7 @@ class TwinServer:
                 if buffer:
                     return f"closed by the client amid a message ({len(buffer)} bytes unterminated)"
                 return alive() or "closed by the client"
-            last = time.monotonic()
+            last = self._last_seen[conn] = time.monotonic()
             buffer += chunk
             start = 0
             while True:
@@ -426,6 +448,7 @@ class TwinServer:
                 return "dropped: the instrument is disconnected (injected fault)"
             if reply and not self._send(conn, reply, fault):
                 return "dropped: the client does not read its replies"
+            self._last_seen[conn] = time.monotonic()  # busy until its reply went out
 
     def _exchange(self, ep: Endpoint, message: bytes) -> tuple[bytes | None, Fault | None]:
         """One message through the device, atomically; None if the device is disconnected."""
