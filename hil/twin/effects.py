@@ -101,10 +101,10 @@ def thermo_relax(shift_hz: float, laser_detuning_hz: float, shift_per_w: float, 
                  kappa_hz: float, elapsed_s: float, tau_s: float) -> float:
     """The thermo-optic shift after ``elapsed_s`` of ``ds/dt = (s_ss(s) - s)/tau`` (RK4 steps of
     at most tau/20; past 30 tau, or tau = 0, the steady branch reached from ``shift_hz``)."""
-    if elapsed_s <= 0:
-        return shift_hz
     if tau_s == 0 or elapsed_s > 30 * tau_s:
         return thermo_steady_shift(laser_detuning_hz, shift_per_w, average_w, kappa_hz, shift_hz)
+    if elapsed_s <= 0:
+        return shift_hz
     amplitude = shift_per_w * average_w
 
     def rate(s: float) -> float:
