@@ -5,7 +5,7 @@ quote them. A station's ``twin:`` section may name a preset (``profile: B``) and
 on top of it::
 
     twin:
-      profile: A              # optional: A (default) or B, physics.md §4
+      profile: A              # optional: A (default), B (physics.md §4) or C (Hease 2020)
       seed: 1
       transducer: {f_m_hz, g0_hz, kappa_o_hz, kappa_o_ex_hz, kappa_m_hz, kappa_m_ex_hz,
                    pump_wavelength_m, fsr_mismatch_hz}
@@ -411,6 +411,17 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # n_int = 0.02 + 0.05 (P / 1 mW)^0.5
         "noise": {"n_floor": 0.02, "heating_a": 0.05, "heating_alpha": 0.5, "heating_p_ref_w": 1e-3},
     },
+    "C": {
+        # Hease et al., PRX Quantum 1, 020315 (2020): bulk LN WGM + Al 3D cavity, 1.48 mW CW,
+        # total 0.03 % (internal 0.67 %), bandwidth 10.7 MHz, occupancy 0.025 [V]. g0 36 Hz (u);
+        # kappa_m, kappa_o and the couplings are this preset's fit to those headlines (docs/twin.md).
+        "transducer": {"f_m_hz": 8.8e9, "g0_hz": 36.0, "kappa_o_hz": 18.24e6, "kappa_o_ex_hz": 4.083e6,
+                       "kappa_m_hz": 15.26e6, "kappa_m_ex_hz": 3.052e6},
+        # CW, no amplifier: 3.76 mW from the laser puts 1.48 mW on chip
+        "lines": {"pump_gain_db": 0.0, "pump_duty_cycle": 1.0},
+        # a 0.025 floor on both microwave baths (the line's is a 114 mK bath, imperfections.md §7)
+        "noise": {"n_floor": 0.025, "n_line": 0.025, "heating_a": 0.0},
+    },
 }
 
 
@@ -433,7 +444,8 @@ class TwinParams:
 
     @classmethod
     def profile(cls, name: str) -> TwinParams:
-        """A named preset of physics.md §4: ``"A"`` (bulk LN, pulsed; the default) or ``"B"``."""
+        """A named preset: ``"A"`` (bulk LN, pulsed; the default) or ``"B"`` (TFLN, CW) of
+        physics.md §4, or ``"C"`` (Hease et al. 2020, bulk LN, CW)."""
         return cls.from_mapping({"profile": name})
 
     @classmethod
