@@ -7,6 +7,7 @@ values come from those formulas and the twin's input parameters, not from the tw
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -370,3 +371,27 @@ def test_effects_on_change_readings_only_where_they_act() -> None:
     np.testing.assert_array_equal(ideal.physics.vna_traces(f, 0.0, 1550e-9)["S11"],
                                   shifted.physics.vna_traces(f, 0.0, 1550e-9)["S11"])
     assert wl > 0
+
+
+def test_analyser_gate_reaches_the_twin_through_its_scpi() -> None:
+    # imperfections.md §2 over the wire: `:SENS:SWE:EGAT 1` on the N9030B makes the marker read
+    # the in-pulse hot bath; free-running it reads the duty average (exact: same twin formulas).
+    import pyvisa
+
+    from hil.sim.backend import open_lab
+    params = _params(transducer={"g0_hz": 0.0}, lines={"pump_duty_cycle": 0.01},
+                     readout={"pulse_timing": 1}, noise={"esa_marker_rel": 0.0})
+    lab = TwinLab(params)
+    library = open_lab(Path(__file__).parent.parent / "sim_profiles" / "lab.yaml", lab)
+    esa = pyvisa.ResourceManager(library).open_resource("TCPIP0::192.168.1.81::hislip0::INSTR")
+    esa.read_termination = esa.write_termination = "\n"
+    _laser(lab, 0.7658 / lab.physics.pump_path.chip_per_laser)
+    assert _esa_occupancy(lab, gated=True) != _esa_occupancy(lab, gated=False)
+    for state, expected in (("1", True), ("0", False)):
+        esa.write(f":SENS:SWE:EGAT {state}")
+        assert lab.state("esa", "gate") == float(state)
+        marker = float(lab.state("esa", "marker_hz"))
+        psd = float(lab.physics.spectrum_psd_w_per_hz(marker, lab.laser_emitted_power(),
+                                                      float(lab.state("pump_laser", "wavelength_m")),
+                                                      gated=expected))
+        assert lab.read("esa", "noise_density_w_per_hz") == psd
