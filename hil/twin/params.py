@@ -12,12 +12,21 @@ on top of it::
       lines: {pump_gain_db, pump_tap_ratio, pump_insertion_loss_db, pump_return_loss_db,
               vna_path_gains_db: [port1_in, port1_out, port2_in, port2_out],
               vna_path_delays_s: [port1_in, port1_out, port2_in, port2_out], hemt_noise_temp_k,
-              pump_duty_cycle}
+              pump_duty_cycle, pump_pulse_s}
       fridge: {t_base_k, cooling_a_w_per_k2, tau_s, absorbed_fraction, t_still_k,
                still_conductance_w_per_k, t_4k_k, plate_4k_conductance_w_per_k}
       noise: {power_meter_rel, n_floor, heating_a, heating_alpha, heating_p_ref_w, n_line,
               tau_rise_s, tau_fall_s, vna_trace_rel, vna_floor_dbm_per_hz, esa_marker_rel,
               thermometer_rel}
+      # imperfections, all off by default (docs/twin.md):
+      quasiparticle: {loss_hz_per_w_gamma, shift_hz_per_w_gamma, exponent, tau_rise_s, tau_fall_s}
+      readout: {pulse_timing}
+      device_heating: {absorbed_fraction, conductance_w_per_k4, tau_s}
+      optics: {thermo_shift_hz_per_w, thermo_tau_s, backscatter_hz, kappa_p_hz, kappa_p_ex_hz,
+               laser_drift_hz_per_s}
+      bias: {mismatch_hz_per_v, leakage_ohm}
+      microwave: {atten_4k_db, atten_still_db, atten_mxc_db, ripple_db, ripple_period_hz, hemt_p1db_w}
+      timing: {laser_settle_s, power_meter_sample_s, vna_point_s, esa_sweep_factor, thermometer_read_s}
 
 Every key, its unit, default and allowed range is the metadata of its dataclass field below
 (:func:`describe` lists them). Unknown keys and unphysical values raise :class:`TwinParamError`
