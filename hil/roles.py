@@ -133,6 +133,22 @@ class SpectrumAnalyzer(Protocol):
     def safe_state(self) -> None: ...
 
 
+@runtime_checkable
+class BiasSource(Protocol):
+    """A DC voltage source across the electro-optic crystal (tunes the triple resonance)."""
+
+    voltage: Parameter
+    current_limit: Parameter
+    output: Parameter
+    current: Parameter
+
+    def enable_output(self) -> None: ...
+
+    def safe_state(self) -> None:
+        """Output off, 0 V."""
+        ...
+
+
 #: Role names a station may declare, and what each must provide.
 ROLE_KINDS: dict[str, type] = {
     "pump": Laser,
@@ -142,4 +158,5 @@ ROLE_KINDS: dict[str, type] = {
     "cryostat": Cryostat,
     "vna": NetworkAnalyzer,
     "esa": SpectrumAnalyzer,
+    "bias": BiasSource,       # DC bias across the EO crystal
 }

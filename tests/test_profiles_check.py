@@ -24,9 +24,9 @@ def test_every_shipped_profile_answers_its_driver(model: str) -> None:
 
 
 def test_cli_checks_all_models_and_exits_zero() -> None:
-    # the parametrized test above checks nothing if discovery finds nothing: pin the six models
+    # the parametrized test above checks nothing if discovery finds nothing: pin the models
     assert set(models()) == {"santec_tsl570", "thorlabs_pm100d", "keysight_n5183b",
-                             "lakeshore_372", "keysight_e5080b", "keysight_n9030b"}
+                             "lakeshore_372", "keysight_e5080b", "keysight_n9030b", "keithley_2450"}
     result = CliRunner().invoke(main, ["profiles", "check"])
     assert result.exit_code == 0, result.output
     for model in models():

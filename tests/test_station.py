@@ -29,7 +29,7 @@ def test_twin_station_gives_instruments_by_role() -> None:
         assert lab.world is not None
         assert "instruments" in lab.yaml_text
         assert set(lab.snapshot()["instruments"]) == {"laser", "powermeter", "monitor", "mwsource", "fridge",
-                                                      "vna", "esa"}
+                                                      "vna", "esa", "bias"}
     finally:
         lab.close()
 

@@ -42,7 +42,7 @@ def test_profile_b_preset() -> None:
     station = TwinParams.from_mapping({"profile": "B", "seed": 3, "transducer": {"g0_hz": 800.0}})
     assert station.transducer.g0_hz == 800.0 and station.transducer.kappa_o_hz == 200e6
     assert station.seed == 3
-    assert set(PROFILES) == {"A", "B"}
+    assert set(PROFILES) == {"A", "B", "C"}
 
 
 def test_station_yaml_overrides() -> None:
@@ -96,7 +96,7 @@ def test_station_yaml_overrides() -> None:
         ({"noise": {"n_floor": True}}, r"twin\.noise\.n_floor: must be a number"),
         ({"fridge": {"colour": 1}}, r"twin\.fridge: unknown key\(s\) colour; allowed: "),
         ({"lines": 5}, r"twin\.lines: must be a mapping"),
-        ({"profile": "C"}, r"twin\.profile: must be one of A, B, got 'C'"),
+        ({"profile": "D"}, r"twin\.profile: must be one of A, B, C, got 'D'"),
     ],
 )
 def test_unphysical_or_unknown_values_are_refused(mapping, message) -> None:

@@ -135,7 +135,8 @@ def free_port_base(count: int) -> int:
 def test_each_instrument_answers_on_its_port_with_its_profile_terminations(served) -> None:
     server, _ = served
     table = {row["name"]: row for row in server.table()["instruments"]}
-    assert list(table) == ["laser", "powermeter", "monitor", "mwsource", "fridge", "vna", "esa"]
+    assert list(table) == ["laser", "powermeter", "monitor", "mwsource", "fridge", "vna", "esa",
+                           "bias"]
     assert (table["laser"]["write_termination"], table["laser"]["read_termination"]) == ("\r", "\r")
     assert table["fridge"]["read_termination"] == "\r\n"
     assert table["vna"]["read_termination"] == "\n"
@@ -149,14 +150,14 @@ def test_each_instrument_answers_on_its_port_with_its_profile_terminations(serve
                 raw += sock.recv(4096)
         # Byte for byte what the device answers in-process, termination included.
         assert raw == in_process_reply(row["lab_address"], b"*IDN?"), name
-    assert raw.startswith(b"Keysight Technologies,N9030B")
+    assert raw.startswith(b"KEITHLEY INSTRUMENTS INC.,MODEL 2450")  # the last one served
 
 
 def test_ports_follow_the_lab_file_from_the_port_base_and_control_sits_below() -> None:
-    base = free_port_base(7)
+    base = free_port_base(8)
     with serving(port_base=base) as (server, _):
         table = server.table()
-        assert [row["port"] for row in table["instruments"]] == list(range(base, base + 7))
+        assert [row["port"] for row in table["instruments"]] == list(range(base, base + 8))
         assert table["control"] == {"host": "127.0.0.1", "port": base - 1,
                                     "address": f"127.0.0.1:{base - 1}"}
         # A second server on the same ports is refused with a message naming the port.

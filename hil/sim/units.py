@@ -9,7 +9,7 @@ _LINEAR_SCALE = {
     "m": 1.0, "nm": 1e-9, "pm": 1e-12,
     "Hz": 1.0, "GHz": 1e9, "THz": 1e12,
     "W": 1.0, "mW": 1e-3,
-    "K": 1.0, "s": 1.0, "1": 1.0,
+    "K": 1.0, "s": 1.0, "1": 1.0, "V": 1.0, "A": 1.0,
 }
 _FLOOR_W = 1e-30  # a dark detector still prints a finite dBm value
 

@@ -15,7 +15,8 @@ import threading
 from collections.abc import Callable
 
 from hil.clock import Clock, VirtualClock
-from hil.twin.params import FridgeParams
+from hil.twin.effects import device_steady_k
+from hil.twin.params import DeviceHeatingParams, FridgeParams
 
 
 def mixing_chamber_steady_k(absorbed_w: float, t_base_k: float, cooling_a_w_per_k2: float) -> float:
@@ -61,8 +62,10 @@ class _Stage:
 class Fridge:
     """MXC, still and 4 K plate temperatures (K) vs heaters and absorbed pump light (W)."""
 
-    def __init__(self, params: FridgeParams | None = None, clock: Clock | None = None) -> None:
+    def __init__(self, params: FridgeParams | None = None, clock: Clock | None = None,
+                 device: DeviceHeatingParams | None = None) -> None:
         self.params = params or FridgeParams()
+        self.device_params = device or DeviceHeatingParams()
         self.clock: Clock = clock or VirtualClock()
         p = self.params
         now = self.clock.now()
@@ -71,6 +74,10 @@ class Fridge:
                            p.tau_s, now)
         self._still = _Stage(lambda w: p.t_still_k + w / p.still_conductance_w_per_k, p.tau_s, now)
         self._plate_4k = _Stage(lambda w: p.t_4k_k + w / p.plate_4k_conductance_w_per_k, p.tau_s, now)
+        d = self.device_params
+        # The device hangs off the MXC by a T^4 link (imperfections.md §3); off by default.
+        self._device = _Stage(lambda w: device_steady_k(self._mxc.target_k, w, d.conductance_w_per_k4),
+                              d.tau_s, now)
         self._heater_w = 0.0
         self._optical_w = 0.0
 
@@ -81,6 +88,7 @@ class Fridge:
         with self._lock:
             self._mxc.set_load(power_w + self.params.absorbed_fraction * self._optical_w, self.clock.now())
             self._heater_w = float(power_w)
+            self._device.set_load(self._device.load_w, self.clock.now())  # its sink moved
 
     def set_optical_power_w(self, on_chip_w: float) -> None:
         """Time-averaged on-chip pump power (W); the fraction ``absorbed_fraction`` heats the MXC."""
@@ -88,6 +96,7 @@ class Fridge:
         with self._lock:
             self._mxc.set_load(self._heater_w + self.params.absorbed_fraction * on_chip_w, self.clock.now())
             self._optical_w = float(on_chip_w)
+            self._device.set_load(self.device_params.absorbed_fraction * on_chip_w, self.clock.now())
 
     def set_still_heater_w(self, power_w: float) -> None:
         """Still heater power (W)."""
@@ -129,6 +138,11 @@ class Fridge:
         """All stages now: ``{"mixing_chamber": K, "still": K, "4k": K}``."""
         return {"mixing_chamber": self.mixing_chamber_k(), "still": self.still_k(),
                 "4k": self.plate_4k_k()}
+
+    def device_k(self) -> float:
+        """Device temperature (K) now: relaxes with ``device_heating.tau_s`` towards
+        (T_mc^4 + f_dev P_avg / K_d)^(1/4), T_mc the MXC's settled value (imperfections.md §3)."""
+        return self._read(self._device)
 
     def steady_state_mixing_chamber_k(self) -> float:
         """Where the MXC settles under the present loads."""

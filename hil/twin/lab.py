@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 
 from hil.clock import Clock
-from hil.twin.optical import OpticalCavity
+from hil.twin.optical import OpticalCavity, frequency_to_wavelength, wavelength_to_frequency
 from hil.twin.params import TwinParams
 from hil.twin.physics import TwinPhysics
 from hil.units import dbm_to_w
@@ -31,9 +31,11 @@ _INITIAL_STATE: dict[str, dict[str, float | str]] = {
     "cryostat": {"sample_heater_range": 0.0, "sample_heater_mout": 0.0, "warmup_heater_range": 0.0,
                  "still_heater_range": 0.0, "still_heater_percent": 0.0},
     "vna": {"start_hz": 8.75e9, "stop_hz": 8.85e9, "points": 201.0, "if_bandwidth_hz": 1e3,
-            "power_w": 1e-4, "output": 1.0, "averaging": 0.0, "averages": 1.0, "s_parameter": "S11"},
+            "power_w": 1e-4, "output": 1.0, "averaging": 0.0, "averages": 1.0, "s_parameter": "S11",
+            "gate": 0.0},
     "esa": {"start_hz": 8.7e9, "stop_hz": 8.9e9, "points": 1001.0, "rbw_hz": 1e5, "vbw_hz": 1e5,
-            "averages": 1.0, "attenuation_db": 10.0, "preamp": 0.0, "marker_hz": 8.8e9},
+            "averages": 1.0, "attenuation_db": 10.0, "preamp": 0.0, "marker_hz": 8.8e9, "gate": 0.0},
+    "bias_source": {"voltage_v": 0.0, "output": 0.0, "current_limit_a": 1.05e-4},
 }
 
 #: Swept instruments whose centre and span are derived from start and stop.
@@ -67,6 +69,7 @@ class TwinLab:
             ("cryostat", "sample_heater_power_w"): self.sample_heater_power_w,
             ("vna", "sweep_time_s"): self.vna_sweep_time_s,
             ("esa", "noise_density_w_per_hz"): self._noise_density,
+            ("bias_source", "current_a"): self._bias_current,
         }
         self._traces: dict[tuple[str, str], Callable[[], np.ndarray]] = {
             ("vna", "sdata"): self._vna_sdata,
@@ -76,6 +79,13 @@ class TwinLab:
             ("vna", "sweep"): self._vna_run_sweep,
             ("esa", "sweep"): self._esa_run_sweep,
         }
+        timing = self.params.timing
+        self._meter_sample_s = timing.power_meter_sample_s
+        self._laser_settle_s = timing.laser_settle_s
+        self._drift_hz_per_s = self.params.optics.laser_drift_hz_per_s
+        self._laser_set_t = self.clock.now()
+        # Readings that change with time alone cannot be cached per laser state.
+        self._cache_through = not (self._drift_hz_per_s or "thermo" in self.physics.effects)
         self._update_fridge_loads()
 
     @property
@@ -95,6 +105,13 @@ class TwinLab:
         if slot in ("pump_laser", "cryostat"):
             self._through_w = None
             self._update_fridge_loads()
+        if slot == "pump_laser" and key == "wavelength_m" and value != current:
+            self._laser_set_t = self.clock.now()
+            if self._laser_settle_s:
+                self.clock.sleep(self._laser_settle_s)  # the laser reports done once settled
+        if slot == "bias_source":
+            bias = self._state["bias_source"]
+            self.physics.set_bias_v(float(bias["voltage_v"]) if bias["output"] >= 0.5 else 0.0)
         if slot == "vna":
             self._vna_sweep = None  # a changed setting invalidates the held trace
 
@@ -173,15 +190,37 @@ class TwinLab:
     def vna_sweep_time_s(self) -> float:
         """One sweep: points / IF bandwidth plus a little retrace time."""
         vna = self._state["vna"]
-        return float(vna["points"]) / float(vna["if_bandwidth_hz"]) + 1e-3
+        per_point = 1.0 / float(vna["if_bandwidth_hz"]) + self.params.timing.vna_point_s
+        return float(vna["points"]) * per_point + 1e-3
+
+    def esa_sweep_time_s(self) -> float:
+        """One analyser sweep: points / RBW, or a swept analyser's k span / RBW^2 when
+        ``timing.esa_sweep_factor`` k is set (at least 1 ms)."""
+        esa = self._state["esa"]
+        k = self.params.timing.esa_sweep_factor
+        rbw = float(esa["rbw_hz"])
+        if k:
+            return max(k * (float(esa["stop_hz"]) - float(esa["start_hz"])) / rbw ** 2, 1e-3)
+        return max(float(esa["points"]) / rbw, 1e-3)
+
+    def _bias_current(self) -> float:
+        """Current the bias source measures: V / leakage when its output is on."""
+        return self.physics.bias_v / self.params.bias.leakage_ohm
 
     def _laser(self) -> tuple[float, float]:
-        return self.laser_emitted_power(), float(self._state["pump_laser"]["wavelength_m"])
+        wavelength = float(self._state["pump_laser"]["wavelength_m"])
+        if self._drift_hz_per_s:
+            # The laser walks away from its set point after each tuning (physics.md §1.7).
+            drift = self._drift_hz_per_s * (self.clock.now() - self._laser_set_t)
+            wavelength = float(frequency_to_wavelength(wavelength_to_frequency(wavelength) + drift))
+        return self.laser_emitted_power(), wavelength
 
     def _update_fridge_loads(self) -> None:
-        peak, _ = self._laser()
-        self.physics.set_fridge_loads(peak * self.params.lines.pump_duty_cycle,
-                                      heater_w=self.sample_heater_power_w())
+        peak, wavelength = self._laser()
+        average = peak * self.params.lines.pump_duty_cycle
+        self.physics.set_fridge_loads(average, heater_w=self.sample_heater_power_w())
+        if "thermo" in self.physics.effects:
+            self.physics.set_thermo_drive(average, wavelength)
 
     def _stream(self, slot: str) -> random.Random:
         """Scalar noise of one instrument (random.Random: 5x cheaper per reading than numpy)."""
@@ -201,10 +240,12 @@ class TwinLab:
 
     def _through_power(self) -> float:
         """Power meter on the through port: the time average of the pulsed pump after the chip."""
-        if self._through_w is None:  # recomputed only when the laser changes
+        averages = max(float(self._state["power_meter"]["averages"]), 1.0)
+        if self._meter_sample_s:
+            self.clock.sleep(self._meter_sample_s * averages)
+        if self._through_w is None or not self._cache_through:  # else recomputed on laser changes
             self._through_w = (self.physics.through_power_w(*self._laser())
                                * self.params.lines.pump_duty_cycle)
-        averages = max(float(self._state["power_meter"]["averages"]), 1.0)
         return self._noisy("power_meter", self._through_w,
                            self.params.noise.power_meter_rel / math.sqrt(averages))
 
@@ -212,14 +253,19 @@ class TwinLab:
         """Power meter on the pump's monitor tap, before the fridge (time average)."""
         average = self.physics.monitor_power_w(self.laser_emitted_power()) * self.params.lines.pump_duty_cycle
         averages = max(float(self._state["monitor_meter"]["averages"]), 1.0)
+        if self._meter_sample_s:
+            self.clock.sleep(self._meter_sample_s * averages)
         return self._noisy("monitor_meter", average, self.params.noise.power_meter_rel / math.sqrt(averages))
 
     def _mxc_temperature(self) -> float:
+        if self.params.timing.thermometer_read_s:
+            self.clock.sleep(self.params.timing.thermometer_read_s)
         return self._noisy("cryostat", self.physics.mixing_chamber_k(), self.params.noise.thermometer_rel)
 
     def _noise_density(self) -> float:
         esa = self._state["esa"]
-        psd = float(self.physics.spectrum_psd_w_per_hz(float(esa["marker_hz"]), *self._laser()))
+        psd = float(self.physics.spectrum_psd_w_per_hz(float(esa["marker_hz"]), *self._laser(),
+                                                       gated=esa["gate"] >= 0.5))
         rel = self.params.noise.esa_marker_rel / math.sqrt(max(float(esa["averages"]), 1))
         return self._noisy("esa", psd, rel)
 
@@ -228,7 +274,11 @@ class TwinLab:
         count = int(vna["averages"]) if float(vna["averaging"]) >= 0.5 else 1
         self.clock.sleep(self.vna_sweep_time_s() * count)
         f = self.vna_frequencies()
-        ideal = self.physics.vna_traces(f, *self._laser())
+        if self.physics.effects:
+            ideal = self.physics.vna_traces(f, *self._laser(), gated=vna["gate"] >= 0.5,
+                                            vna_power_w=float(vna["power_w"]))
+        else:
+            ideal = self.physics.vna_traces(f, *self._laser())
         emitting = float(vna["output"]) >= 0.5
         floor_w = dbm_to_w(self.params.noise.vna_floor_dbm_per_hz) * float(vna["if_bandwidth_hz"])
         # Receiver noise in |S| units: noise power over the set source power, per quadrature.
@@ -258,8 +308,8 @@ class TwinLab:
         f = self.esa_frequencies()
         points = f.size
         rbw = float(esa["rbw_hz"])
-        self.clock.sleep(max(points / rbw, 1e-3) * max(float(esa["averages"]), 1))
-        mean_dbm = self.physics.spectrum_trace_dbm(f, rbw, *self._laser())
+        self.clock.sleep(self.esa_sweep_time_s() * max(float(esa["averages"]), 1))
+        mean_dbm = self.physics.spectrum_trace_dbm(f, rbw, *self._laser(), gated=esa["gate"] >= 0.5)
         # Log-averaged noise reads 2.51 dB below its mean power and scatters 5.57 dB per sweep.
         sigma_db = 5.57 / np.sqrt(max(float(esa["averages"]), 1))
         scatter = sigma_db * self._array_stream("esa").standard_normal(points)

@@ -5,19 +5,28 @@ quote them. A station's ``twin:`` section may name a preset (``profile: B``) and
 on top of it::
 
     twin:
-      profile: A              # optional: A (default) or B, physics.md §4
+      profile: A              # optional: A (default), B (physics.md §4) or C (Hease 2020)
       seed: 1
       transducer: {f_m_hz, g0_hz, kappa_o_hz, kappa_o_ex_hz, kappa_m_hz, kappa_m_ex_hz,
                    pump_wavelength_m, fsr_mismatch_hz}
       lines: {pump_gain_db, pump_tap_ratio, pump_insertion_loss_db, pump_return_loss_db,
               vna_path_gains_db: [port1_in, port1_out, port2_in, port2_out],
               vna_path_delays_s: [port1_in, port1_out, port2_in, port2_out], hemt_noise_temp_k,
-              pump_duty_cycle}
+              pump_duty_cycle, pump_pulse_s}
       fridge: {t_base_k, cooling_a_w_per_k2, tau_s, absorbed_fraction, t_still_k,
                still_conductance_w_per_k, t_4k_k, plate_4k_conductance_w_per_k}
       noise: {power_meter_rel, n_floor, heating_a, heating_alpha, heating_p_ref_w, n_line,
               tau_rise_s, tau_fall_s, vna_trace_rel, vna_floor_dbm_per_hz, esa_marker_rel,
               thermometer_rel}
+      # imperfections, all off by default (docs/twin.md):
+      quasiparticle: {loss_hz_per_w_gamma, shift_hz_per_w_gamma, exponent, tau_rise_s, tau_fall_s}
+      readout: {pulse_timing}
+      device_heating: {absorbed_fraction, conductance_w_per_k4, tau_s}
+      optics: {thermo_shift_hz_per_w, thermo_tau_s, backscatter_hz, kappa_p_hz, kappa_p_ex_hz,
+               laser_drift_hz_per_s}
+      bias: {mismatch_hz_per_v, leakage_ohm}
+      microwave: {atten_4k_db, atten_still_db, atten_mxc_db, ripple_db, ripple_period_hz, hemt_p1db_w}
+      timing: {laser_settle_s, power_meter_sample_s, vna_point_s, esa_sweep_factor, thermometer_read_s}
 
 Every key, its unit, default and allowed range is the metadata of its dataclass field below
 (:func:`describe` lists them). Unknown keys and unphysical values raise :class:`TwinParamError`
@@ -96,6 +105,9 @@ class _Section:
                 if bad:
                     raise TwinParamError(f"{where}.{f.name}: each entry must be {_range_text(meta)}, "
                                          f"got {list(value)!r}")
+            elif meta["kind"] == "flag":
+                if value not in (0.0, 1.0):
+                    raise TwinParamError(f"{where}.{f.name}: must be 0 (off) or 1 (on), got {value!r}")
             elif not _in_range(value, meta):
                 raise TwinParamError(f"{where}.{f.name}: must be {_range_text(meta)}, got {value!r}")
         self._check_relations(where)
@@ -179,6 +191,8 @@ class LinesParams(_Section):
                                     high=1e4, low_open=False, unit="K")
     pump_duty_cycle: float = _num(1e-5, "fraction of time the pump pulses are on (AOM gate)", low=0.0,
                                   high=1.0, high_open=False)
+    pump_pulse_s: float = _num(1e-6, "length of one pump pulse (rep. rate = duty / length)", low=0.0,
+                               high=10.0, high_open=False, unit="s")
 
     @property
     def pump_gain(self) -> float:
@@ -245,7 +259,154 @@ class NoiseParams(_Section):
                                   high=1.0, low_open=False)
 
 
-_SECTIONS = ("transducer", "lines", "fridge", "noise")
+def _flag(doc: str) -> Any:
+    """An on/off switch: 0 (off, the default) or 1."""
+    return field(default=0.0, metadata={
+        "kind": "flag", "doc": doc, "low": 0.0, "high": 1.0,
+        "low_open": False, "high_open": False, "unit": "",
+    })
+
+
+@dataclass(frozen=True)
+class QuasiparticleParams(_Section):
+    """Pump-induced microwave loss and frequency shift (imperfections.md §1, physics.md §1.2).
+
+    Absorbed pump light breaks Cooper pairs: with P the on-chip peak pump power,
+    ``kappa_m,0 += loss_hz_per_w_gamma * P^gamma`` and ``f_m -= shift_hz_per_w_gamma * P^gamma``
+    at steady state, reached with ``tau_rise_s`` under the pump and left with ``tau_fall_s``
+    after it (pulsed: the periodic response of ``lines.pump_pulse_s`` pulses). 0 = off.
+    """
+
+    loss_hz_per_w_gamma: float = _num(0.0, "internal-loss increase per (W on chip)^gamma", low=0.0,
+                                      low_open=False, unit="Hz/W^gamma")
+    shift_hz_per_w_gamma: float = _num(0.0, "microwave frequency drop per (W on chip)^gamma", low=0.0,
+                                       low_open=False, unit="Hz/W^gamma")
+    exponent: float = _num(1.0, "power-law exponent gamma (0.5 recombination- .. 1 trapping-limited)",
+                           low=0.5, high=1.0, low_open=False, high_open=False)
+    tau_rise_s: float = _num(1e-6, "quasiparticle rise time under the pump", low=0.0, unit="s")
+    tau_fall_s: float = _num(100e-6, "quasiparticle recovery time after the pump", low=0.0, unit="s")
+
+
+@dataclass(frozen=True)
+class ReadoutParams(_Section):
+    """How instruments see a pulsed pump (imperfections.md §2).
+
+    ``pulse_timing`` 1: a free-running VNA or spectrum analyser reads the duty-weighted average
+    of the pumped (in-pulse) and unpumped device, with the hot bath and the quasiparticles
+    following their rise and fall times; one gated on the pulse (instrument setting ``gate``)
+    reads the in-pulse average. 0 (off): every reading sees the pumped device in steady state.
+    """
+
+    pulse_timing: float = _flag("readings follow the pump's pulse timing (gated or duty-averaged)")
+
+
+@dataclass(frozen=True)
+class DeviceHeatingParams(_Section):
+    """Slow heating of the device under the average pump (imperfections.md §3).
+
+    ``T_d -> (T_mc^4 + absorbed_fraction P_avg / conductance)^(1/4)`` with ``tau_s``, and the
+    microwave bath takes the thermal occupancy at T_d instead of T_mc. 0 = off.
+    """
+
+    absorbed_fraction: float = _num(0.0, "fraction of average on-chip pump heating the device", low=0.0,
+                                    high=1.0, low_open=False, high_open=False)
+    conductance_w_per_k4: float = _num(1e-3, "device-to-MXC conductance K_d (P = K_d (T_d^4 - T_mc^4))",
+                                       low=0.0, unit="W/K^4")
+    tau_s: float = _num(10.0, "device thermal time constant", low=0.0, low_open=False, unit="s")
+
+
+@dataclass(frozen=True)
+class OpticsParams(_Section):
+    """Optical imperfections of the pump mode and the laser (imperfections.md §4, physics.md §1.7).
+
+    Thermo-optic: the pump mode shifts red by ``thermo_shift_hz_per_w`` per watt of average
+    on-chip power times its Lorentzian filling, relaxing with ``thermo_tau_s`` (0: at once).
+    ``backscatter_hz``: CW/CCW coupling beta splitting the pump mode into a doublet.
+    ``kappa_p_hz`` / ``kappa_p_ex_hz``: the pump mode's own linewidths (0: as the signal mode).
+    ``laser_drift_hz_per_s``: the laser frequency walks away from its set point after each tuning.
+    """
+
+    thermo_shift_hz_per_w: float = _num(0.0, "thermo-optic red shift per W of average on-chip pump",
+                                        low=0.0, low_open=False, unit="Hz/W")
+    thermo_tau_s: float = _num(0.0, "thermo-optic time constant", low=0.0, low_open=False, unit="s")
+    backscatter_hz: float = _num(0.0, "backscatter coupling beta (doublet split 2 beta)", low=0.0,
+                                 low_open=False, unit="Hz")
+    kappa_p_hz: float = _num(0.0, "pump-mode linewidth (0: kappa_o_hz)", low=0.0, low_open=False,
+                             unit="Hz")
+    kappa_p_ex_hz: float = _num(0.0, "pump-mode external rate (0: kappa_o_ex_hz)", low=0.0,
+                                low_open=False, unit="Hz")
+    laser_drift_hz_per_s: float = _num(0.0, "laser frequency drift after tuning", low=-1e9, high=1e9,
+                                       low_open=False, high_open=False, unit="Hz/s")
+
+    def _check_relations(self, where: str) -> None:
+        if (self.kappa_p_hz > 0) != (self.kappa_p_ex_hz > 0):
+            raise TwinParamError(f"{where}: kappa_p_hz and kappa_p_ex_hz must be set together "
+                                 f"(both 0 or both > 0), got {self.kappa_p_hz!r}, {self.kappa_p_ex_hz!r}")
+        if not self.kappa_p_ex_hz <= self.kappa_p_hz:
+            raise TwinParamError(f"{where}.kappa_p_ex_hz: must be in (0, kappa_p_hz = "
+                                 f"{self.kappa_p_hz:g}] Hz, got {self.kappa_p_ex_hz!r}")
+
+
+@dataclass(frozen=True)
+class BiasParams(_Section):
+    """DC (Pockels) tuning of the triple resonance by the bias source (imperfections.md §5).
+
+    The signal mode's offset from pump mode + f_m moves by ``mismatch_hz_per_v`` per volt the
+    source-measure unit applies (0 V or output off: no shift); it draws ``V / leakage_ohm``.
+    """
+
+    mismatch_hz_per_v: float = _num(0.0, "triple-resonance mismatch change per volt", low=-1e10,
+                                     high=1e10, low_open=False, high_open=False, unit="Hz/V")
+    leakage_ohm: float = _num(1e12, "leakage resistance across the crystal", low=0.0, unit="ohm")
+
+
+@dataclass(frozen=True)
+class MicrowaveLineParams(_Section):
+    """Microwave input line and output chain (imperfections.md §7).
+
+    Input line: a 300 K source through attenuators at the 4 K plate, still and mixing chamber,
+    each stage adding ``n_th(T_i)(1 - 1/A)``, so the line's occupancy follows those temperatures
+    (all 0 dB: off, ``noise.n_line`` as given). Output chain: gain ripple of ``ripple_db``
+    (peak) with period ``ripple_period_hz``; HEMT 1 dB compression at input ``hemt_p1db_w``
+    (0: off).
+    """
+
+    atten_4k_db: float = _num(0.0, "input-line attenuation at the 4 K plate", low=0.0, high=100.0,
+                              low_open=False, high_open=False, unit="dB")
+    atten_still_db: float = _num(0.0, "input-line attenuation at the still", low=0.0, high=100.0,
+                                 low_open=False, high_open=False, unit="dB")
+    atten_mxc_db: float = _num(0.0, "input-line attenuation at the mixing chamber", low=0.0, high=100.0,
+                               low_open=False, high_open=False, unit="dB")
+    ripple_db: float = _num(0.0, "output-chain gain ripple (peak)", low=0.0, high=10.0, low_open=False,
+                            high_open=False, unit="dB")
+    ripple_period_hz: float = _num(50e6, "output-chain ripple period", low=0.0, unit="Hz")
+    hemt_p1db_w: float = _num(0.0, "HEMT input 1 dB compression power (0: off)", low=0.0,
+                              low_open=False, high=1.0, high_open=False, unit="W")
+
+
+@dataclass(frozen=True)
+class TimingParams(_Section):
+    """Instrument time the virtual clock charges (0: today's behaviour for each).
+
+    The VNA always charges ``points / IFBW`` per sweep (times averages); ``vna_point_s`` adds a
+    per-point overhead. The spectrum analyser charges ``points / RBW`` unless
+    ``esa_sweep_factor`` k > 0: then a swept analyser's ``k span / RBW^2``.
+    """
+
+    laser_settle_s: float = _num(0.0, "laser settle time after each wavelength change", low=0.0,
+                                 high=100.0, low_open=False, high_open=False, unit="s")
+    power_meter_sample_s: float = _num(0.0, "power-meter time per averaged sample", low=0.0, high=10.0,
+                                       low_open=False, high_open=False, unit="s")
+    vna_point_s: float = _num(0.0, "VNA per-point overhead on top of 1/IFBW", low=0.0, high=1.0,
+                              low_open=False, high_open=False, unit="s")
+    esa_sweep_factor: float = _num(0.0, "swept-analyser k of k span / RBW^2 (0: points / RBW)", low=0.0,
+                                   high=100.0, low_open=False, high_open=False)
+    thermometer_read_s: float = _num(0.0, "Lake Shore scan pause + settle per temperature reading",
+                                     low=0.0, high=1000.0, low_open=False, high_open=False, unit="s")
+
+
+_SECTIONS = ("transducer", "lines", "fridge", "noise", "quasiparticle", "readout", "device_heating",
+             "optics", "bias", "microwave", "timing")
 
 #: Named presets (physics.md §4) as overrides of the defaults (which are Profile A).
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
@@ -259,6 +420,17 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # n_int = 0.02 + 0.05 (P / 1 mW)^0.5
         "noise": {"n_floor": 0.02, "heating_a": 0.05, "heating_alpha": 0.5, "heating_p_ref_w": 1e-3},
     },
+    "C": {
+        # Hease et al., PRX Quantum 1, 020315 (2020): bulk LN WGM + Al 3D cavity, 1.48 mW CW,
+        # total 0.03 % (internal 0.67 %), bandwidth 10.7 MHz, occupancy 0.025 [V]. g0 36 Hz (u);
+        # kappa_m, kappa_o and the couplings are this preset's fit to those headlines (docs/twin.md).
+        "transducer": {"f_m_hz": 8.8e9, "g0_hz": 36.0, "kappa_o_hz": 18.24e6, "kappa_o_ex_hz": 4.083e6,
+                       "kappa_m_hz": 15.26e6, "kappa_m_ex_hz": 3.052e6},
+        # CW, no amplifier: 3.76 mW from the laser puts 1.48 mW on chip
+        "lines": {"pump_gain_db": 0.0, "pump_duty_cycle": 1.0},
+        # a 0.025 floor on both microwave baths (the line's is a 114 mK bath, imperfections.md §7)
+        "noise": {"n_floor": 0.025, "n_line": 0.025, "heating_a": 0.0},
+    },
 }
 
 
@@ -271,10 +443,18 @@ class TwinParams:
     lines: LinesParams = field(default_factory=LinesParams)
     fridge: FridgeParams = field(default_factory=FridgeParams)
     noise: NoiseParams = field(default_factory=NoiseParams)
+    quasiparticle: QuasiparticleParams = field(default_factory=QuasiparticleParams)
+    readout: ReadoutParams = field(default_factory=ReadoutParams)
+    device_heating: DeviceHeatingParams = field(default_factory=DeviceHeatingParams)
+    optics: OpticsParams = field(default_factory=OpticsParams)
+    bias: BiasParams = field(default_factory=BiasParams)
+    microwave: MicrowaveLineParams = field(default_factory=MicrowaveLineParams)
+    timing: TimingParams = field(default_factory=TimingParams)
 
     @classmethod
     def profile(cls, name: str) -> TwinParams:
-        """A named preset of physics.md §4: ``"A"`` (bulk LN, pulsed; the default) or ``"B"``."""
+        """A named preset: ``"A"`` (bulk LN, pulsed; the default) or ``"B"`` (TFLN, CW) of
+        physics.md §4, or ``"C"`` (Hease et al. 2020, bulk LN, CW)."""
         return cls.from_mapping({"profile": name})
 
     @classmethod
