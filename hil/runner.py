@@ -474,7 +474,8 @@ def execute(experiment: Experiment, station: Path, out: Path,
     try:
         params = merge_station_defaults(experiment, lab.step_defaults, params, str(station))
         writer = RunWriter(out, experiment=experiment.name, station_yaml=lab.yaml_text,
-                           station_path=station, params=params, snapshot=lab.snapshot())
+                           station_path=station, params=params, snapshot=lab.snapshot(),
+                           lab_clock=clock_of(lab).now)
     except BaseException:
         lab.close()
         raise
@@ -519,7 +520,7 @@ def resume(path: Path, *, station: Path | None = None, console: Console | None =
     try:
         note = f"station {station}" + (
             "" if lab.yaml_text == record.station_yaml else " (its YAML differs from the run's)")
-        writer = RunWriter.resume(path, reason=note)
+        writer = RunWriter.resume(path, reason=note, lab_clock=clock_of(lab).now)
     except BaseException:
         lab.close()
         raise

@@ -161,10 +161,12 @@ def _write_results(group: h5py.Group, results: Mapping[str, Result]) -> None:
     for name, result in results.items():
         key = _RESULT_PREFIX + name
         values: dict[str, Any] = {key: result.value, key + ".unit": result.unit}
-        if result.stderr is not None:
-            values[key + ".stderr"] = result.stderr
-        elif key + ".stderr" in group.attrs:
-            del group.attrs[key + ".stderr"]
+        # Optional companions: absent when unknown (stderr) or when the result passed (suspect).
+        for companion, value in ((".stderr", result.stderr), (".suspect", result.suspect)):
+            if value is not None:
+                values[key + companion] = value
+            elif key + companion in group.attrs:
+                del group.attrs[key + companion]
         _set_attrs(group, values)
 
 

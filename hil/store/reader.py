@@ -22,6 +22,7 @@ from hil.store.recovery import _read
 from hil.store.schema import (
     _BOOKKEEPING_ATTRS,
     _RESULT_PREFIX,
+    LAB_TIME_ATTR,
     PLANNED,
     POINT,
     SCHEMA_ATTR,
@@ -66,6 +67,10 @@ class RunRecord:
     planned: dict[str, int | None] = field(default_factory=dict)
     snapshot_end: dict | None = None
     unreadable: dict[str, str] = field(default_factory=dict)
+    #: Lab time the run cost (s, on the lab's clock), None in files written before it was kept.
+    lab_time_s: float | None = None
+    #: Lab time each step group cost (groups without the attribute are left out).
+    lab_times: dict[str, float] = field(default_factory=dict)
 
     @property
     def interrupted(self) -> bool:
@@ -82,28 +87,40 @@ def open_run(path: str | os.PathLike[str]) -> RunRecord:
 def summary(path: str | os.PathLike[str]) -> dict:
     """Status and results of a run, JSON-serialisable (no step data is read).
 
-    ``{"status": ..., "state": ..., "steps": {STEP: {"points": N, "planned": M or None,
-    "results": {NAME: {"value", "unit", "stderr"}}}}}``; ``state`` is ``interrupted`` for a
-    run left ``running`` by a dead writer (see :class:`RunRecord`); ``stderr`` is None when
-    unknown, and a value that is not finite (a failed fit) is None too, so the result is strict
-    JSON.
+    ``{"status", "state", "lab_time_s", "steps": {STEP: {"points", "planned", "lab_time_s",
+    "results": {NAME: {"value", "unit", "stderr", "suspect"?}}}}}``. ``state`` is
+    ``interrupted`` for a run left ``running`` by a dead writer (see :class:`RunRecord`);
+    ``planned`` and the lab times are None when not recorded; see :func:`result_json`.
     """
     def read(f: h5py.File, where: Path, how: str) -> dict:
         status = _root_str(f, "status", where)
         steps = {}
         for name, group in _step_groups(f):
-            results = {key: {"value": _finite_or_none(r.value), "unit": r.unit,
-                             "stderr": _finite_or_none(r.stderr)}
-                       for key, r in _read_results(group).items()}
+            results = {key: result_json(r) for key, r in _read_results(group).items()}
             try:
                 points, planned = _points_on_disk(group), _planned_points(group)
             except Exception:  # a damaged step: report what can be
                 points, planned = 0, None
-            steps[name] = {"points": points, "planned": planned, "results": results}
+            steps[name] = {"points": points, "planned": planned,
+                           "lab_time_s": _lab_time(group), "results": results}
         return {"status": status, "state": _state(status, _json_attr(f, "writer", where)),
+                "lab_time_s": _lab_time(f),
                 "steps": steps}
 
     return _read(path, read)
+
+
+def result_json(result: Result) -> dict[str, Any]:
+    """A result as strict JSON: ``{"value", "unit", "stderr", "suspect"?}``.
+
+    A value or stderr that is not finite (a failed fit) or unknown is None; ``suspect`` is there
+    only when the result did not pass its checks.
+    """
+    out: dict[str, Any] = {"value": _finite_or_none(result.value), "unit": result.unit,
+                           "stderr": _finite_or_none(result.stderr)}
+    if result.suspect is not None:
+        out["suspect"] = result.suspect
+    return out
 
 
 def run_state(path: str | os.PathLike[str]) -> str:
@@ -154,8 +171,19 @@ def _read_record(f: h5py.File, where: Path, how: str) -> RunRecord:
         points=points,
         planned=planned,
         snapshot_end=snapshot_end,
+        lab_time_s=_lab_time(f),
+        lab_times={name: t for name, group in _step_groups(f)
+                   if (t := _lab_time(group)) is not None},
         unreadable=unreadable,
     )
+
+
+def _lab_time(obj: h5py.File | h5py.Group) -> float | None:
+    value = obj.attrs.get(LAB_TIME_ATTR)
+    try:
+        return None if value is None else _finite_or_none(float(value))
+    except (TypeError, ValueError):
+        return None
 
 
 def _root_str(f: h5py.File, key: str, where: Path) -> str:
@@ -303,12 +331,13 @@ def _read_results(group: h5py.Group) -> dict[str, Result]:
             continue
         name = key[len(_RESULT_PREFIX):]
         if "." in name:
-            continue  # a companion: .unit or .stderr
+            continue  # a companion: .unit, .stderr or .suspect
         stderr = attrs.get(key + ".stderr")
         results[name] = Result(
             value=float(attrs[key]),
             unit=_optional_str(attrs.get(key + ".unit")) or "",
             stderr=None if stderr is None else float(stderr),
+            suspect=_optional_str(attrs.get(key + ".suspect")) or None,
         )
     return results
 

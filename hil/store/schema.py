@@ -38,6 +38,8 @@ POINT = "point"
 PLANNED = "planned_"
 
 
+#: Root and step group attribute: the lab time (s) the run or the group cost, on the lab's clock.
+LAB_TIME_ATTR = "lab_time_s"
 #: Group attribute holding a step's schema (JSON).
 SCHEMA_ATTR = "hil.schema"
 

@@ -13,7 +13,7 @@ import time
 import traceback as traceback_module
 import warnings
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,7 @@ from hil.store.schema import (
     DEFAULT_BUFFER_POINTS,
     DEFAULT_FLUSH_INTERVAL,
     FINAL_STATUSES,
+    LAB_TIME_ATTR,
     PLANNED,
     POINT,
     SCHEMA_ATTR,
@@ -74,8 +75,9 @@ class RunWriter:
                  params: Mapping[str, Any] | None = None,
                  buffer_points: int = DEFAULT_BUFFER_POINTS,
                  buffer_bytes: int = DEFAULT_BUFFER_BYTES,
-                 flush_interval: float = DEFAULT_FLUSH_INTERVAL) -> None:
-        self._setup(path, buffer_points, buffer_bytes, flush_interval)
+                 flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+                 lab_clock: Callable[[], float] | None = None) -> None:
+        self._setup(path, buffer_points, buffer_bytes, flush_interval, lab_clock)
         if not isinstance(experiment, str):
             raise ValueError(f"experiment must be a string, got {experiment!r}")
         if not isinstance(station_yaml, str):
@@ -101,6 +103,7 @@ class RunWriter:
             "software": _to_json(software_info),
             "writer": _to_json(_writer_identity()),
             "calls_done": "[]",
+            LAB_TIME_ATTR: 0.0,
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -118,7 +121,7 @@ class RunWriter:
             raise
 
     def _setup(self, path: str | os.PathLike[str], buffer_points: int, buffer_bytes: int,
-               flush_interval: float) -> None:
+               flush_interval: float, lab_clock: Callable[[], float] | None) -> None:
         self.path = Path(os.fspath(path)).absolute()
         if int(buffer_points) < 1:
             raise ValueError(f"buffer_points must be at least 1, got {buffer_points!r}")
@@ -142,6 +145,16 @@ class RunWriter:
         self.prior: dict[str, PriorStep] = {}
         #: Root attributes found in the file when it was resumed (empty for a new run).
         self.prior_root: dict[str, Any] = {}
+        # Lab time (see the module docs): the lab's clock, this process' share of the run's lab
+        # time starts at _lab_start; each step group closed takes the time since _lab_mark.
+        self._lab_clock = lab_clock or time.monotonic
+        self._lab_start = self._lab_mark = self._lab_clock()
+        self._lab_before = 0.0  # lab time of the run before a resume
+        self._lab_final: float | None = None  # frozen when the run finishes
+        #: Lab time (seconds) each step group cost, by group name.
+        self.lab_times: dict[str, float] = {}
+        self._lab_dirty: set[str] = set()  # group lab times not yet written
+        self._last_closed: str | None = None  # the group the current call closed last
 
     # -- resume ------------------------------------------------------------------------------
 
@@ -149,16 +162,20 @@ class RunWriter:
     def resume(cls, path: str | os.PathLike[str], *, reason: str = "",
                buffer_points: int = DEFAULT_BUFFER_POINTS,
                buffer_bytes: int = DEFAULT_BUFFER_BYTES,
-               flush_interval: float = DEFAULT_FLUSH_INTERVAL) -> RunWriter:
+               flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+               lab_clock: Callable[[], float] | None = None) -> RunWriter:
         """Continue an interrupted run's file (status ``running``, no live writer).
 
         Rebuilds the file in place (see the module docs), adds a ``resume`` event and returns a
         writer whose :attr:`prior` lists the steps found, with their points on disk and plans.
         """
         self = cls.__new__(cls)
-        self._setup(path, buffer_points, buffer_bytes, flush_interval)
+        self._setup(path, buffer_points, buffer_bytes, flush_interval, lab_clock)
         self.prior, self.prior_root = _rebuild_for_resume(self.path, reason)
         self._step_names = set(self.prior)
+        self._lab_before = _seconds(self.prior_root.get(LAB_TIME_ATTR))
+        self.lab_times = {name: _seconds(p.attrs.get(LAB_TIME_ATTR)) for name, p in
+                          self.prior.items()}
         self._calls_done = list(_json_list(self.prior_root.get("calls_done")))
         return self
 
@@ -198,6 +215,13 @@ class RunWriter:
     @property
     def finished(self) -> bool:
         return self._finished
+
+    @property
+    def lab_time_s(self) -> float:
+        """Lab time the run has cost so far (before a resume included)."""
+        if self._lab_final is not None:
+            return self._lab_final
+        return self._lab_before + self._lab_clock() - self._lab_start
 
     @property
     def calls_done(self) -> tuple[str, ...]:
@@ -274,6 +298,8 @@ class RunWriter:
                 _set_attrs(group, _step_attrs(name, attrs))
                 _write_results(group, checked)
                 self._step_names.add(name)
+                self.lab_times[name] = 0.0  # copied: it cost this run no lab time
+                _set_attrs(group, {LAB_TIME_ATTR: 0.0})
 
     def event(self, kind: str, message: str) -> None:
         """Add a record to the audit trail; it is on disk when this returns (SWMR-safe).
@@ -317,6 +343,10 @@ class RunWriter:
             self._check_usable()
             if call not in self._calls_done:
                 self._calls_done.append(call)
+            if self._last_closed is not None:  # the call's time after its last group closed
+                self._charge_lab_time(self._last_closed)
+            self._last_closed = None
+            self._lab_mark = self._lab_clock()
             with self._structure() as f:
                 _set_attrs(f, {"calls_done": _to_json(self._calls_done)})
 
@@ -355,6 +385,7 @@ class RunWriter:
                 texts = [traceback] if traceback else []
                 texts += ["".join(traceback_module.format_exception(err)) for err in problems]
                 traceback = "\n".join(texts)
+            self._lab_final = self.lab_time_s
             with self._structure() as f:
                 final = {"status": status, "ended": _now()}
                 if traceback is not None:
@@ -468,6 +499,7 @@ class RunWriter:
         self._release()
         f = self._reopen()
         try:
+            self._write_lab_times(f)
             yield f
         except BaseException:
             f.close()
@@ -484,7 +516,24 @@ class RunWriter:
         else:
             f.close()
 
+    def _charge_lab_time(self, name: str) -> None:
+        """Add the lab time since the last mark to step group ``name`` (written later)."""
+        now = self._lab_clock()
+        self.lab_times[name] = self.lab_times.get(name, 0.0) + max(0.0, now - self._lab_mark)
+        self._lab_mark = now
+        self._lab_dirty.add(name)
+
+    def _write_lab_times(self, f: h5py.File) -> None:
+        """In a structure phase: the run's lab time so far, and the groups' that changed."""
+        _set_attrs(f, {LAB_TIME_ATTR: self.lab_time_s})
+        for name in self._lab_dirty:
+            if name in f:
+                _set_attrs(f[name], {LAB_TIME_ATTR: self.lab_times[name]})
+        self._lab_dirty.clear()
+
     def _close_step(self, step: StepWriter) -> None:
+        self._charge_lab_time(step.name)
+        self._last_closed = step.name
         if step._results:
             with self._structure() as f:
                 _write_results(f[step.name], step._results)
@@ -533,6 +582,13 @@ class RunWriter:
                 except Exception as err:  # reported to the writing thread at its next write
                     self._background_error = err
             return self._next_due
+
+
+def _seconds(value: Any) -> float:
+    try:
+        return float(value) if value is not None else 0.0
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _flush_period(interval: float) -> float:
