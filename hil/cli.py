@@ -92,7 +92,7 @@ def show_command(path: Path, as_json: bool) -> None:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such run file")
         if as_json:
-            click.echo(json.dumps(summary(path), indent=2))
+            click.echo(json.dumps(summary(path, check=True), indent=2))
             return
         record = open_run(path)
     except USER_ERRORS + (OSError,) as exc:
@@ -113,8 +113,15 @@ def show_command(path: Path, as_json: bool) -> None:
         of = f" of {planned}" if planned is not None else ""
         console.print(f"  step {name}: {record.points[name]}{of} points, lab time "
                       f"{format_duration(record.lab_times.get(name))}", highlight=False)
+        _print_problems(console, record.problems.get(name, []))
     for name, error in record.unreadable.items():
-        console.print(f"  [red]step {name}: unreadable ({error})[/]", highlight=False)
+        console.print(f"  [red]step {escape(name)}: unreadable ({escape(error)})[/]",
+                      highlight=False)
+        _print_problems(console, record.problems.get(name, []))
+    if record.problems.get(""):
+        console.print("[bold red]the file is damaged[/]; what can be read is shown",
+                      highlight=False)
+        _print_problems(console, record.problems[""])
     if record.traceback:
         console.print(f"[red]{record.traceback}[/]", highlight=False)
     console.print(results_table(record.results, record.lab_times, record.lab_time_s))
@@ -122,6 +129,11 @@ def show_command(path: Path, as_json: bool) -> None:
     if doubts:
         console.print(f"[bold yellow]{len(doubts)} suspect result(s)[/]: "
                       + escape("; ".join(doubts)), highlight=False)
+
+
+def _print_problems(console: Console, problems: list[str]) -> None:
+    for problem in problems:
+        console.print(f"    [red]{escape(problem)}[/]", highlight=False, soft_wrap=True)
 
 
 _STATE_NOTES = {

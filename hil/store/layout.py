@@ -29,10 +29,19 @@ from hil.store.schema import (
 )
 
 
-def _chunk_rows(shape: tuple[int, ...]) -> int:
-    if not shape:
-        return _SCALAR_CHUNK_POINTS
-    return max(1, _TRACE_CHUNK_BYTES // (8 * int(np.prod(shape))))
+def _chunk_rows(shape: tuple[int, ...], planned: int | None = None) -> int:
+    """Rows per chunk of a column whose points have ``shape``.
+
+    A step with a plan knows how many points it will take: a chunk of that many rows (capped at
+    the default) holds the whole column, so a one-row trace costs one row, not half a megabyte.
+    A step without a plan gets the default (:data:`_SCALAR_CHUNK_POINTS` scalars, or
+    :data:`_TRACE_CHUNK_BYTES` of traces), so long unplanned streams stay cheap to append to.
+    """
+    cap = (_SCALAR_CHUNK_POINTS if not shape
+           else max(1, _TRACE_CHUNK_BYTES // (8 * int(np.prod(shape)))))
+    if planned is None or planned <= 0:
+        return cap
+    return max(1, min(cap, int(planned)))
 
 
 def _create_step_group(f: h5py.File, name: str, setpoints: Sequence[Column],
@@ -40,11 +49,13 @@ def _create_step_group(f: h5py.File, name: str, setpoints: Sequence[Column],
                        plan: Mapping[str, np.ndarray]) -> None:
     group = f.create_group(name, track_order=True)
     _set_attrs(group, attrs)
+    planned = int(np.prod([v.size for v in plan.values()])) if plan else None
 
     def dataset(column: Column) -> h5py.Dataset:
         shape = column.shape
         ds = group.create_dataset(column.name, shape=(0, *shape), maxshape=(None, *shape),
-                                  chunks=(_chunk_rows(shape), *shape), dtype=np.float64, fillvalue=np.nan)
+                                  chunks=(_chunk_rows(shape, planned), *shape),
+                                  dtype=np.float64, fillvalue=np.nan, fletcher32=True)
         _set_attrs(ds, {"units": column.unit, "long_name": column.long_name})
         return ds
 
@@ -54,7 +65,8 @@ def _create_step_group(f: h5py.File, name: str, setpoints: Sequence[Column],
         others = [dataset(c) for c in measured]
     else:
         scale = group.create_dataset(POINT, shape=(0,), maxshape=(None,),
-                                     chunks=(_SCALAR_CHUNK_POINTS,), dtype=np.int64)
+                                     chunks=(_chunk_rows((), planned),), dtype=np.int64,
+                                     fletcher32=True)
         _set_attrs(scale, {"units": "1", "long_name": "point index"})
         scale.make_scale(POINT)
         others = [dataset(c) for c in (*setpoints, *measured)]
@@ -66,13 +78,13 @@ def _create_step_group(f: h5py.File, name: str, setpoints: Sequence[Column],
     for column in measured:
         axis = column.axis
         if axis is not None and axis.name not in axis_scales:
-            ds = group.create_dataset(axis.name, data=axis.values)
+            ds = group.create_dataset(axis.name, data=axis.values, fletcher32=True)
             _set_attrs(ds, {"units": axis.unit, "long_name": axis.long_name})
             ds.make_scale(axis.name)
             axis_scales[axis.name] = ds
     for key, values in plan.items():
         source = next(c for c in setpoints if c.name == key)
-        ds = group.create_dataset(PLANNED + key, data=values)
+        ds = group.create_dataset(PLANNED + key, data=values, fletcher32=True)
         _set_attrs(ds, {"units": source.unit, "long_name": f"planned {source.long_name}"})
         ds.make_scale(PLANNED + key)
     by_name = {c.name: c for c in (*setpoints, *measured)}
@@ -118,7 +130,8 @@ def _set_attrs(obj: h5py.HLObject, values: Mapping[str, Any]) -> None:
 
 
 def _create_events(f: h5py.File) -> h5py.Dataset:
-    events = f.create_dataset("events", shape=(0,), maxshape=(None,), chunks=(64,),
+    events = f.create_dataset("events", shape=(0,), maxshape=(None,), chunks=(16,),
+                              fletcher32=True,
                               dtype=_EVENT_DTYPE)
     # A dimension of its own, so netCDF readers need no phony dimensions.
     events.make_scale("events")

@@ -55,6 +55,23 @@ class _NotYet(Exception):
 
 @contextlib.contextmanager
 def _open_readable(where: Path, *, allow_cleared: bool) -> Iterator[tuple[h5py.File, str]]:
+    truncated = _truncated_view(where)
+    if truncated is not None:
+        # HDF5 would read zeros past the end, and can loop on them: read through the view,
+        # which fails those reads, so each object they held is reported unreadable.
+        try:
+            f = h5py.File(truncated, "r")
+        except OSError as err:
+            truncated.close()
+            raise RunFileError(f"cannot read run file {where}: it is truncated "
+                               f"({truncated.missing} bytes missing) and its root is "
+                               f"unreadable ({err})") from None
+        try:
+            yield f, "truncated"
+        finally:
+            f.close()
+            truncated.close()
+        return
     try:
         f = h5py.File(where, "r", locking=False)
         how = "plain"
@@ -84,13 +101,26 @@ def _open_readable(where: Path, *, allow_cleared: bool) -> Iterator[tuple[h5py.F
                 f.close()
                 view.close()
                 raise _NotYet() from None
-            how = "recovered"
+            else:
+                how = "recovered"
     try:
         yield f, how
     finally:
         f.close()
         if how == "recovered":
             view.close()
+
+
+def _truncated_view(where: Path) -> _ClearedFlagsView | None:
+    """A view of the file when it was closed cleanly and then lost bytes at its end, else None."""
+    try:
+        view = _ClearedFlagsView(where)
+    except (ValueError, OSError):
+        return None
+    if view.missing:
+        return view
+    view.close()
+    return None
 
 
 def _writer_dead(f: h5py.File) -> bool | None:
@@ -198,7 +228,12 @@ class _ClearedFlagsView(io.RawIOBase):
                 raise ValueError("the superblock checksum does not match")
             eoa_at = 12 + 2 * offsets
             eoa = int.from_bytes(head[eoa_at:eoa_at + offsets], "little")
-            self._size = max(os.fstat(self._handle.fileno()).st_size, eoa)
+            self._real_size = os.fstat(self._handle.fileno()).st_size
+            self._size = max(self._real_size, eoa)
+            #: Bytes missing at the end of a file that was closed cleanly (truncated since):
+            #: reading from there raises, so HDF5 reports the objects they held as unreadable
+            #: instead of parsing zeros (which can make it loop).
+            self.missing = self._size - self._real_size if head[11] == 0 else 0
             head[11] = 0
             head[eoa_at:eoa_at + offsets] = self._size.to_bytes(offsets, "little")
             head[end:end + 4] = struct.pack("<I", _lookup3(bytes(head[:end])))
@@ -224,6 +259,11 @@ class _ClearedFlagsView(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
+        if self.missing and self._pos >= self._real_size:
+            # HDF5 reads metadata in blocks that may run past the end (those bytes read as
+            # zeros); an object that starts past the end is lost: say so.
+            raise OSError(f"byte {self._pos} lies past the end of the file ({self._real_size} "
+                          f"bytes; truncated by {self.missing})")
         wanted = max(0, min(len(view), self._size - self._pos))
         self._handle.seek(self._pos)
         got = self._handle.readinto(view[:wanted]) or 0

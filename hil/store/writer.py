@@ -25,6 +25,7 @@ from hil.results import Result
 
 if TYPE_CHECKING:
     pass
+from hil.store.integrity import STEP_GROUPS_ATTR
 from hil.store.layout import (
     _append_events,
     _create_events,
@@ -155,6 +156,7 @@ class RunWriter:
         self.lab_times: dict[str, float] = {}
         self._lab_dirty: set[str] = set()  # group lab times not yet written
         self._last_closed: str | None = None  # the group the current call closed last
+        self._group_order: list[str] = []  # every step group created, in order
 
     # -- resume ------------------------------------------------------------------------------
 
@@ -173,6 +175,8 @@ class RunWriter:
         self._setup(path, buffer_points, buffer_bytes, flush_interval, lab_clock)
         self.prior, self.prior_root = _rebuild_for_resume(self.path, reason)
         self._step_names = set(self.prior)
+        self._group_order = [n for n in _json_list(self.prior_root.get(STEP_GROUPS_ATTR))
+                             if n in self.prior]
         self._lab_before = _seconds(self.prior_root.get(LAB_TIME_ATTR))
         self.lab_times = {name: _seconds(p.attrs.get(LAB_TIME_ATTR)) for name, p in
                           self.prior.items()}
@@ -282,7 +286,7 @@ class RunWriter:
                     with contextlib.suppress(Exception):
                         del f[name]
                     raise
-                self._step_names.add(name)
+                self._add_group(f, name)
                 self._open_steps[name] = step
             return step
 
@@ -297,7 +301,7 @@ class RunWriter:
                 group = f.create_group(name)
                 _set_attrs(group, _step_attrs(name, attrs))
                 _write_results(group, checked)
-                self._step_names.add(name)
+                self._add_group(f, name)
                 self.lab_times[name] = 0.0  # copied: it cost this run no lab time
                 _set_attrs(group, {LAB_TIME_ATTR: 0.0})
 
@@ -515,6 +519,13 @@ class RunWriter:
                 raise
         else:
             f.close()
+
+    def _add_group(self, f: h5py.File, name: str) -> None:
+        """Record a new step group in the root's list (what a reader checks the file against)."""
+        self._step_names.add(name)
+        if name not in self._group_order:
+            self._group_order.append(name)
+        _set_attrs(f, {STEP_GROUPS_ATTR: _to_json(self._group_order)})
 
     def _charge_lab_time(self, name: str) -> None:
         """Add the lab time since the last mark to step group ``name`` (written later)."""
