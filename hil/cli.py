@@ -15,6 +15,7 @@ from rich.table import Table
 from hil import experiment as experiments
 from hil.results import Result
 from hil.safety import RunInterlocked
+from hil.store.space import DiskFullError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError)
@@ -75,7 +76,7 @@ def run_command(experiment_name: str, station: Path | None, out: Path | None,
         if started and out.exists():
             # The run started: its file holds the data so far, status 'failed' and the traceback.
             _fail(f"run failed: {message}\n  data and traceback kept in {out} (status failed)", 1)
-        if isinstance(exc, USER_ERRORS):
+        if isinstance(exc, USER_ERRORS + (DiskFullError,)):
             _fail(message)
         raise
     _report(console, run)

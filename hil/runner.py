@@ -84,6 +84,7 @@ from hil.safety import (
 )
 from hil.station import Lab, load_lab
 from hil.store import Axis, Column, RunFileError, RunWriter, StepWriter, open_run
+from hil.store.space import check_start
 
 __all__ = ["Run", "RunAborted", "RunInterlocked", "default_run_path", "execute", "resume"]
 
@@ -468,6 +469,7 @@ def execute(experiment: Experiment, station: Path, out: Path,
     with ``force``); fresh steps' results are copied in from the run that produced them.
     """
     console = console or Console()
+    check_start(Path(out))  # before any instrument is opened
     store = calibration_store(out, station)
     decisions = _plan(experiment, store, force, console)
     lab = load_lab(station, clock=RealClock() if realtime else None)

@@ -264,7 +264,10 @@ def _json_attr(f: h5py.File | h5py.Group, key: str, where: Path,
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise RunFileError(f"run file {where}: attribute {key!r} is not JSON: {err}") from None
+        if damage is None:
+            raise RunFileError(f"run file {where}: attribute {key!r} is not JSON: {err}") from None
+        damage.add(RUN, f"root attribute {key!r} damaged: not JSON ({err})")
+        return {}
     return value if isinstance(value, dict) else {"value": value}
 
 

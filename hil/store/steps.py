@@ -40,6 +40,7 @@ class StepWriter:
         self._column_set = frozenset(self._names)
         self._indexed = len(setpoints) != 1
         row_bytes = sum(8 * int(np.prod(c.shape)) for c in columns) + 8
+        self._row_bytes = row_bytes
         self._capacity = max(1, min(int(buffer_points), int(buffer_bytes) // row_bytes))
         self._flush_each = flush_interval <= 0  # no flusher thread: every point is flushed
         if self._flush_each:
@@ -106,6 +107,8 @@ class StepWriter:
         # thread when it is full, the flusher otherwise) takes the writer's lock to do so.
         if self._closed:
             raise RuntimeError(f"step {self.name!r} is closed; cannot append to it")
+        if self._run._background_error is not None:
+            self._write_full()  # raises it: the flusher could not write (e.g. disk full)
         rows = self._rows
         rows.append(values)
         if len(rows) >= self._capacity:
@@ -113,7 +116,7 @@ class StepWriter:
 
     def _fast_append(self) -> Callable[..., None]:
         """:meth:`append` for steps of scalars only, with its lookups bound once."""
-        rows, count, capacity = self._rows, self._count, self._capacity
+        rows, count, capacity, run = self._rows, self._count, self._capacity, self._run
         general, write_full, not_real = StepWriter.append.__get__(self), self._write_full, \
             self._not_real
 
@@ -125,6 +128,8 @@ class StepWriter:
                 if type(value) is not float and not (isinstance(value, Real)
                                                      or _is_real_scalar(value)):
                     not_real(values)
+            if run._background_error is not None:
+                write_full()  # raises it: the flusher could not write (e.g. disk full)
             rows.append(values)
             if len(rows) >= capacity:
                 write_full()
@@ -235,6 +240,7 @@ class StepWriter:
         count = len(rows)
         if count == 0:
             return
+        self._run._check_space(count * self._row_bytes)
         if self._datasets is None:
             self._run._ensure_streaming()
         assert self._datasets is not None

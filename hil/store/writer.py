@@ -59,6 +59,7 @@ from hil.store.schema import (
     _step_attrs,
     _to_json,
 )
+from hil.store.space import check_start, check_write, margin_bytes, reserve_bytes
 from hil.store.steps import StepWriter
 
 
@@ -107,6 +108,7 @@ class RunWriter:
             LAB_TIME_ATTR: 0.0,
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_start(self.path, self._margin)
         try:
             f = h5py.File(self.path, "x", libver=_LIBVER, track_order=True, locking=False)
         except FileExistsError:
@@ -157,6 +159,8 @@ class RunWriter:
         self._lab_dirty: set[str] = set()  # group lab times not yet written
         self._last_closed: str | None = None  # the group the current call closed last
         self._group_order: list[str] = []  # every step group created, in order
+        self._margin = margin_bytes()  # free space to start; a quarter of it is kept free
+        self._reserve = reserve_bytes(self._margin)
 
     # -- resume ------------------------------------------------------------------------------
 
@@ -383,6 +387,7 @@ class RunWriter:
                 except Exception as err:
                     problems.append(err)
                     self._forget_step(step)
+            ending_well = status == "completed"
             if problems:
                 # Data may be missing: never leave such a file marked completed.
                 status = "failed" if status == "completed" else status
@@ -390,7 +395,7 @@ class RunWriter:
                 texts += ["".join(traceback_module.format_exception(err)) for err in problems]
                 traceback = "\n".join(texts)
             self._lab_final = self.lab_time_s
-            with self._structure() as f:
+            with self._structure(closing=True) as f:
                 final = {"status": status, "ended": _now()}
                 if traceback is not None:
                     final["traceback"] = traceback
@@ -399,7 +404,9 @@ class RunWriter:
                 _set_attrs(f, final)
             self._finished = True
         _FLUSHER.unregister(self)
-        if problems:
+        if problems and ending_well:
+            # A run that fails already has its error; this one is in the stored traceback and
+            # must not hide it (so only a run that would have completed raises).
             raise RuntimeError(f"run file {self.path}: a step could not be closed; the run is "
                                f"marked {status!r}") from problems[0]
 
@@ -498,8 +505,14 @@ class RunWriter:
                 raise
 
     @contextlib.contextmanager
-    def _structure(self) -> Iterator[h5py.File]:
-        """A structure phase: the file open in plain read-write mode for structure changes."""
+    def _structure(self, closing: bool = False) -> Iterator[h5py.File]:
+        """A structure phase: the file open in plain read-write mode for structure changes.
+
+        Refused when the disk is nearly full, except when ``closing`` (the end of the run lives
+        off the reserve; see :mod:`hil.store.space`).
+        """
+        if not closing:
+            self._check_space(_STRUCTURE_BYTES)
         self._release()
         f = self._reopen()
         try:
@@ -526,6 +539,9 @@ class RunWriter:
         if name not in self._group_order:
             self._group_order.append(name)
         _set_attrs(f, {STEP_GROUPS_ATTR: _to_json(self._group_order)})
+
+    def _check_space(self, nbytes: int) -> None:
+        check_write(self.path, nbytes, self._reserve)
 
     def _charge_lab_time(self, name: str) -> None:
         """Add the lab time since the last mark to step group ``name`` (written later)."""
@@ -593,6 +609,10 @@ class RunWriter:
                 except Exception as err:  # reported to the writing thread at its next write
                     self._background_error = err
             return self._next_due
+
+
+#: Room a structure phase may need (object headers, attributes, a new step's metadata).
+_STRUCTURE_BYTES = 64 * 1024
 
 
 def _seconds(value: Any) -> float:
