@@ -1,5 +1,13 @@
 """The HDF5 run file: an append-only, crash-safe writer, an xarray reader, recovery and resume.
 
+The package, one job per module: :mod:`~hil.store.schema` (names, columns, plans),
+:mod:`~hil.store.layout` (creating groups, datasets, attributes, events),
+:mod:`~hil.store.steps` and :mod:`~hil.store.writer` (writing points and structure),
+:mod:`~hil.store.flusher` (the flush thread), :mod:`~hil.store.space` (free disk space),
+:mod:`~hil.store.reader` (xarray, summary), :mod:`~hil.store.integrity` (damaged files),
+:mod:`~hil.store.recovery` (opening a file in any state), :mod:`~hil.store.resume`,
+:mod:`~hil.store.provenance`. The whole contract, with every attribute: docs/run-file.md.
+
 One file per run. Layout (the contract of DESIGN.md, "The run file"):
 
 * root attributes ``status`` (one of :data:`STATUSES`), ``started`` and ``ended`` (ISO 8601 UTC),
@@ -20,7 +28,10 @@ One file per run. Layout (the contract of DESIGN.md, "The run file"):
   its own dimension scale; a grid is the nested, row-major product of them, the first setpoint
   outermost). The group attribute ``hil.schema`` (JSON) describes the columns, axes and plan,
   which is what a resume rebuilds the step from. Fitted results are group attributes
-  ``result.<name>``, ``result.<name>.unit`` and, when known, ``result.<name>.stderr``.
+  ``result.<name>``, ``result.<name>.unit`` and, when known, ``result.<name>.stderr``; a result
+  that did not pass its checks has ``result.<name>.suspect`` (the reason). The root and each group
+  have ``lab_time_s`` (lab time on the lab's clock); the root lists its groups in
+  ``step_groups``. Every dataset has Fletcher-32 checksums and chunks sized from its plan.
   ``xarray.open_dataset(path, group=step, engine="h5netcdf")`` reads a step as it is on disk;
   :func:`open_run` also turns a grid into a 2-D (or 3-D, for traces) Dataset.
 
@@ -96,7 +107,8 @@ __all__ = ["DEFAULT_BUFFER_BYTES", "DEFAULT_BUFFER_POINTS", "DEFAULT_FLUSH_INTER
            "PriorStep", "Result", "RunFileError", "RunRecord", "RunWriter", "StepWriter", "open_run",
            "run_state", "software_versions", "summary", "writer_alive"]
 
-_MODULES = ("schema", "layout", "steps", "writer", "reader", "recovery", "provenance", "resume")
+_MODULES = ("schema", "layout", "steps", "writer", "flusher", "space", "reader", "integrity",
+            "recovery", "provenance", "resume")
 
 
 def __getattr__(name: str) -> Any:
