@@ -16,6 +16,7 @@ What the file itself vouches for, to compare against:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import h5py
@@ -101,13 +102,20 @@ def missing_columns(group: h5py.Group, names: list[str], step: str, damage: Dama
             damage.add(step, f"column {name!r} missing: the step's schema lists it")
 
 
-def verify_step(group: h5py.Group, step: str, damage: Damage) -> None:
-    """Read every dataset of a step chunk by chunk, so a checksum mismatch shows up."""
+def datasets(group: h5py.Group, step: str, damage: Damage) -> Iterator[tuple[str, h5py.Dataset]]:
+    """The datasets of a step group; those whose headers cannot be read are recorded, skipped."""
     for name in group:
         try:
             ds = group[name]
         except (OSError, KeyError, RuntimeError) as err:
             damage.add(step, f"dataset {name!r} unreadable ({reason(err)})")
             continue
-        if isinstance(ds, h5py.Dataset) and ds.shape:
+        if isinstance(ds, h5py.Dataset):
+            yield name, ds
+
+
+def verify_step(group: h5py.Group, step: str, damage: Damage) -> None:
+    """Read every dataset of a step chunk by chunk, so a checksum mismatch shows up."""
+    for _, ds in datasets(group, step, damage):
+        if ds.shape:
             read_rows(ds, ds.shape[0], step, damage)

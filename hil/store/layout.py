@@ -8,15 +8,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h5py
 import numpy as np
 
 from hil.results import Result
-
-if TYPE_CHECKING:
-    pass
 from hil.store.schema import (
     _EVENT_DTYPE,
     _EVENT_MESSAGE_BYTES,

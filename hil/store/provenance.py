@@ -12,13 +12,10 @@ from collections.abc import Mapping
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h5py
 import numpy as np
-
-if TYPE_CHECKING:
-    pass
 
 
 def _writer_identity() -> dict[str, Any]:

@@ -21,6 +21,7 @@ from hil.store.integrity import (
     RUN,
     Damage,
     check_steps,
+    datasets,
     missing_columns,
     read_rows,
     reason,
@@ -354,14 +355,7 @@ def _read_step(group: h5py.Group, step: str, damage: Damage) -> xarray.Dataset:
         row_dim = scales[0] if scales else POINT
     coords: dict[str, xarray.Variable] = {}
     data_vars: dict[str, xarray.Variable] = {}
-    for name in group:
-        try:
-            ds = group[name]
-        except (OSError, KeyError, RuntimeError) as err:
-            damage.add(step, f"dataset {name!r} unreadable ({reason(err)})")
-            continue
-        if not isinstance(ds, h5py.Dataset):
-            continue
+    for name, ds in datasets(group, step, damage):
         attrs = _user_attrs(ds.attrs)
         if name in rows:
             dims = [name if ds.is_scale else row_dim]

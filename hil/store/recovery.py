@@ -15,12 +15,10 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import h5py
 
-if TYPE_CHECKING:
-    pass
 from hil.store.provenance import writer_alive
 from hil.store.schema import _HDF5_SIGNATURE, READ_RETRY_SECONDS, RunFileError, _optional_str
 

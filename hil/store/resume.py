@@ -9,13 +9,11 @@ import socket
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h5py
 import numpy as np
 
-if TYPE_CHECKING:
-    pass
 from hil.store.layout import (
     _append_events,
     _create_events,

@@ -11,18 +11,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h5py
 import numpy as np
 
 from hil.results import Result
-
-if TYPE_CHECKING:
-    pass
-
-
-
 
 STATUSES = ("running", "completed", "aborted", "failed", "interlocked")
 

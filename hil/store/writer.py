@@ -15,15 +15,12 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h5py
 import numpy as np
 
 from hil.results import Result
-
-if TYPE_CHECKING:
-    pass
 from hil.store.flusher import _FLUSHER, _flush_period
 from hil.store.integrity import STEP_GROUPS_ATTR
 from hil.store.layout import (
