@@ -150,3 +150,35 @@ def test_a_calibration_whose_run_file_is_unreadable_is_stale(tmp_path):
     good.write_bytes(good.read_bytes()[:512])  # a disk that filled while it was written
     [decision] = plan([optical_resonance], store)
     assert decision.run and "unreadable" in decision.reason
+
+
+def test_the_flusher_finding_the_disk_full_stops_the_next_append(tmp_path, monkeypatch):
+    """During a run the flush thread checks too: the appending thread hears of it at once."""
+    import time
+
+    from hil.store import Column, space
+
+    path = tmp_path / "flusher.h5"
+    run = RunWriter(path, experiment="x", station_yaml="a: 1\n", snapshot={},
+                    flush_interval=0.05)
+    step = run.begin_step("sweep", [Column("x", "V", "bias")], [Column("y", "W", "power")])
+    for i in range(10):
+        step.append(float(i), 2.0 * i)
+    deadline = time.monotonic() + 10
+    while step.written < 10 and time.monotonic() < deadline:  # the flusher wrote them
+        time.sleep(0.01)
+    assert step.written == 10
+    monkeypatch.setattr(space, "free_bytes", lambda folder: 1000)  # the disk fills up
+    step.append(10.0, 20.0)
+    deadline = time.monotonic() + 10
+    with pytest.raises(RuntimeError, match="disk nearly full"):
+        while time.monotonic() < deadline:
+            step.append(11.0, 22.0)
+            time.sleep(0.01)
+    monkeypatch.undo()
+    run.finish("failed", traceback="disk nearly full")
+    record = open_run(path)
+    assert record.status == "failed"
+    # Points taken before the stop are kept (those buffered are written once there is room).
+    assert record.points["sweep"] >= 11
+    np.testing.assert_array_equal(record.steps["sweep"]["y"].values[:11], 2.0 * np.arange(11))
