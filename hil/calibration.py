@@ -78,7 +78,21 @@ class Calibration:
         return (now - datetime.fromisoformat(self.finished)).total_seconds()
 
     def fresh(self, now: datetime | None = None) -> bool:
-        return self.age_s(now) <= self.valid_for_s
+        return self.age_s(now) <= self.valid_for_s and self.run_readable()
+
+    def run_readable(self) -> bool:
+        """False when the run file is there but no longer holds these results readably (a
+        full disk or a damaged copy); a file moved away is judged by age alone."""
+        from hil.store import summary
+
+        path = Path(self.run)
+        if not path.is_file():
+            return True
+        try:
+            step = summary(path)["steps"].get(self.step, {})
+        except (OSError, ValueError):
+            return False
+        return not step.get("problems") and set(self.results) <= set(step.get("results", {}))
 
 
 class CalibrationStore:
@@ -149,6 +163,8 @@ def plan(steps: Sequence[Callable[..., Any]], store: CalibrationStore | None, *,
             reason = "forced"
         elif cal is None:
             reason = "never calibrated on this station"
+        elif not cal.run_readable():
+            reason = f"stale: its run file {cal.run} is unreadable"
         elif not cal.fresh(now):
             reason = f"stale: {cal.age_s(now) / 60:.0f} min old, valid {cal.valid_for_s / 60:.0f} min"
         elif any(need in rerun for need in needs_of(step)):
@@ -212,7 +228,8 @@ def require(run, step: str, name: str) -> Result:
 
 
 def _to_json(cal: Calibration) -> dict[str, Any]:
-    return {"results": {n: {"value": r.value, "unit": r.unit, "stderr": r.stderr}
+    return {"results": {n: {"value": r.value, "unit": r.unit, "stderr": r.stderr,
+                            **({"suspect": r.suspect} if r.suspect else {})}
                         for n, r in cal.results.items()},
             "run": cal.run, "finished": cal.finished, "valid_for_s": cal.valid_for_s,
             "call": cal.producer}
@@ -220,7 +237,7 @@ def _to_json(cal: Calibration) -> dict[str, Any]:
 
 def _from_json(step: str, entry: dict[str, Any]) -> Calibration:
     return Calibration(step=step,
-                       results={n: Result(r["value"], r["unit"], r.get("stderr"))
+                       results={n: Result(r["value"], r["unit"], r.get("stderr"), r.get("suspect"))
                                 for n, r in entry["results"].items()},
                        run=entry["run"], finished=entry["finished"],
                        valid_for_s=float(entry["valid_for_s"]), call=entry.get("call", ""))

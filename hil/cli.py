@@ -16,6 +16,7 @@ from rich.table import Table
 from hil import experiment
 from hil.results import Result
 from hil.safety import RunInterlocked, UnsafeLab, exit_code
+from hil.store.space import DiskFullError
 
 #: The station files installed with the package (editable or not): see stations/__init__.py.
 SHIPPED_STATIONS = Path(str(importlib.resources.files("stations")))
@@ -104,11 +105,10 @@ def run_command(experiment_name: str, station: Path | None, out: Path | None,
         if started and out.exists():
             # The run started: its file holds the data so far, status 'failed' and the traceback.
             _fail(f"run failed: {message}\n  data and traceback kept in {out} (status failed)", 1)
-        if isinstance(exc, USER_ERRORS):
+        if isinstance(exc, USER_ERRORS + (DiskFullError,)):
             _fail(message)
         raise
-    console.print(results_table(run.results))
-    console.print(f"run file: {run.path}", highlight=False)
+    _report(console, run)
 
 
 @main.command("show")
@@ -122,7 +122,7 @@ def show_command(path: Path, as_json: bool) -> None:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such run file")
         if as_json:
-            click.echo(json.dumps(summary(path), indent=2))
+            click.echo(json.dumps(summary(path, check=True), indent=2))
             return
         record = open_run(path)
     except USER_ERRORS + (OSError,) as exc:
@@ -138,16 +138,34 @@ def show_command(path: Path, as_json: bool) -> None:
     if record.recovered:
         console.print("[yellow]read with its consistency flags cleared: its writer died while "
                       "changing the file's structure[/]", highlight=False)
-    console.print(f"started {record.started}  ended {record.ended or '-'}", highlight=False)
+    console.print(f"started {record.started}  ended {record.ended or '-'}  lab time "
+                  f"{format_duration(record.lab_time_s)}", highlight=False)
     for name in record.points:
         planned = record.planned.get(name)
         of = f" of {planned}" if planned is not None else ""
-        console.print(f"  step {name}: {record.points[name]}{of} points", highlight=False)
+        console.print(f"  step {name}: {record.points[name]}{of} points, lab time "
+                      f"{format_duration(record.lab_times.get(name))}", highlight=False)
+        _print_problems(console, record.problems.get(name, []))
     for name, error in record.unreadable.items():
-        console.print(f"  [red]step {name}: unreadable ({error})[/]", highlight=False)
+        console.print(f"  [red]step {escape(name)}: unreadable ({escape(error)})[/]",
+                      highlight=False)
+        _print_problems(console, record.problems.get(name, []))
+    if record.problems.get(""):
+        console.print("[bold red]the file is damaged[/]; what can be read is shown",
+                      highlight=False)
+        _print_problems(console, record.problems[""])
     if record.traceback:
         console.print(f"[red]{record.traceback}[/]", highlight=False)
-    console.print(results_table(record.results))
+    console.print(results_table(record.results, record.lab_times, record.lab_time_s))
+    doubts = suspects(record.results)
+    if doubts:
+        console.print(f"[bold yellow]{len(doubts)} suspect result(s)[/]: "
+                      + escape("; ".join(doubts)), highlight=False)
+
+
+def _print_problems(console: Console, problems: list[str]) -> None:
+    for problem in problems:
+        console.print(f"    [red]{escape(problem)}[/]", highlight=False, soft_wrap=True)
 
 
 def _lab_warnings(record) -> list[str]:
@@ -200,8 +218,26 @@ def resume_command(path: Path, station: Path | None) -> None:
         if isinstance(exc, USER_ERRORS + (OSError,)):
             _fail(message)
         raise
-    console.print(results_table(run.results))
+    _report(console, run)
+
+
+def _report(console: Console, run) -> None:
+    """The results table of a finished run; exit 3 when a result is suspect (DESIGN exit codes)."""
+    writer = run.writer
+    console.print(results_table(run.results, writer.lab_times, writer.lab_time_s))
     console.print(f"run file: {run.path}", highlight=False)
+    doubts = suspects(run.results)
+    if doubts:
+        Console(stderr=True).print(f"[bold yellow]warning:[/] completed with {len(doubts)} "
+                                   f"suspect result(s): " + escape("; ".join(doubts)),
+                                   highlight=False, soft_wrap=True)
+        sys.exit(3)
+
+
+def suspects(results: dict[str, dict[str, Result]]) -> list[str]:
+    """``step.result: reason`` for every result that did not pass its checks."""
+    return [f"{step}.{name}: {r.suspect}" for step, named in results.items()
+            for name, r in named.items() if r.suspect]
 
 
 def _final_status(path: Path) -> str | None:
@@ -501,15 +537,49 @@ def dash_command(runs: Path, catalog: str | None, host: str, port: int, allow_re
     serve(source, host=host, port=port, allow_remote=allow_remote, catalog=catalog, nice=nice)
 
 
-def results_table(results: dict[str, dict[str, Result]]) -> Table:
-    table = Table(title="results", show_edge=False)
-    for column in ("step", "result", "value", "± stderr", "unit"):
-        table.add_column(column, justify="right" if column in ("value", "± stderr") else "left")
-    for step, named in results.items():
+def results_table(results: dict[str, dict[str, Result]],
+                  lab_times: dict[str, float] | None = None,
+                  lab_time_s: float | None = None) -> Table:
+    """Results by step, each step's lab time, and a suspect result marked with its reason."""
+    lab_times = lab_times or {}
+    caption = None if lab_time_s is None else f"lab time of the run: {format_duration(lab_time_s)}"
+    table = Table(title="results", show_edge=False, caption=caption)
+    flagged = any(r.suspect for named in results.values() for r in named.values())
+    columns = ["step", "result", "value", "± stderr", "unit", "lab time"]
+    if flagged:
+        columns.append("check")
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("value", "± stderr", "lab time")
+                         else "left")
+    for step in [*results, *(s for s in lab_times if s not in results)]:
+        named = results.get(step) or {}
+        time_text = format_duration(lab_times.get(step)) if step in lab_times else ""
+        if not named:
+            table.add_row(step, "", "", "", "", time_text, *([""] if flagged else []))
         for name, r in named.items():
             stderr = "" if r.stderr is None else f"{r.stderr:.2g}"
-            table.add_row(step, name, format_value(r.value, r.stderr), stderr, r.unit)
+            value = format_value(r.value, r.stderr)
+            check = []
+            if flagged:
+                check = [f"[bold yellow]suspect: {escape(r.suspect)}[/]" if r.suspect else "ok"]
+            if r.suspect:
+                value = f"[bold yellow]{value} ![/]"
+            table.add_row(escape(step), escape(name), value, stderr, escape(r.unit), time_text,
+                          *check)
+            time_text = ""
     return table
+
+
+def format_duration(seconds: float | None) -> str:
+    """Lab time as a person reads it: ``12.3 s``, ``4.5 min``, ``2 h 05 min``; ``-`` if unknown."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    hours, rest = divmod(round(seconds / 60), 60)
+    return f"{hours} h {rest:02d} min"
 
 
 def format_value(value: float, stderr: float | None) -> str:

@@ -93,6 +93,7 @@ from hil.safety import (
 )
 from hil.station import Lab, load_lab
 from hil.store import Axis, Column, RunFileError, RunWriter, StepWriter, open_run
+from hil.store.space import check_start
 
 __all__ = ["Run", "RunAborted", "RunInterlocked", "default_run_path", "execute", "resume"]
 
@@ -494,12 +495,14 @@ def execute(experiment: Experiment, station: Path, out: Path,
     """
     console = console or Console()
     params = check_parameters(experiment, station, params)  # before any file or instrument
+    check_start(Path(out))  # enough free disk, before any instrument is opened
     store = calibration_store(out, station)
     decisions = _plan(experiment, store, force, console)
     lab = load_lab(station, clock=RealClock() if realtime else None)
     try:
         writer = RunWriter(out, experiment=experiment.name, station_yaml=lab.yaml_text,
-                           station_path=station, params=params, snapshot=lab.snapshot())
+                           station_path=station, params=params, snapshot=lab.snapshot(),
+                           lab_clock=clock_of(lab).now)
     except BaseException:
         lab.close()
         raise
@@ -562,7 +565,7 @@ def resume(path: Path, *, station: Path | None = None, console: Console | None =
             note = f"station {station}" + (
                 "" if lab.yaml_text == record.station_yaml else
                 " (its YAML differs from the run's)")
-            writer = RunWriter.resume(path, reason=note)
+            writer = RunWriter.resume(path, reason=note, lab_clock=clock_of(lab).now)
         except BaseException:
             lab.close()
             raise

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from hil.clock import VirtualClock
 from hil.store import (
     STATUSES,
     Axis,
@@ -233,31 +234,45 @@ def test_xarray_reads_a_step_with_the_setpoint_as_coordinate(tmp_path):
 
 def test_results_round_trip_through_open_run_and_summary(tmp_path):
     path = tmp_path / "run.h5"
-    with new_run(path) as run:
+    clock = VirtualClock()
+    with new_run(path, lab_clock=clock.now) as run:
         with run.begin_step("optical", [FREQ], [POWER]) as step:
             step.append(frequency=1.0, power=2.0)
+            clock.advance(30.0)
             step.set_results({"center": Result(193.4e12, "Hz", 1.5e6)})
             step.set_results({"depth": Result(np.float64(0.8), "")})  # merged; no stderr
         with run.begin_step("noise", [FREQ], [POWER]) as step:
             step.append(frequency=1.0, power=2.0)
+            step.set_results({"n_add": Result(0.5, "quanta", 0.1, suspect="fit did not converge")})
+            clock.advance(5.0)
+        clock.advance(2.0)  # after the last step: the run's time, no step's
     group = attrs_of(path, "optical")
     assert group["result.center"] == 193.4e12
     assert group["result.center.unit"] == "Hz"
     assert group["result.center.stderr"] == 1.5e6
     assert "result.depth.stderr" not in group
+    assert "result.center.suspect" not in group  # absent when the result passed its checks
+    assert attrs_of(path, "noise")["result.n_add.suspect"] == "fit did not converge"
+    assert group["lab_time_s"] == 30.0
+    assert attrs_of(path)["lab_time_s"] == 37.0
     record = open_run(path)
     assert record.results == {
         "optical": {"center": Result(193.4e12, "Hz", 1.5e6), "depth": Result(0.8, "", None)},
-        "noise": {},
+        "noise": {"n_add": Result(0.5, "quanta", 0.1, "fit did not converge")},
     }
+    assert record.lab_time_s == 37.0
+    assert record.lab_times == {"optical": 30.0, "noise": 5.0}
     expected = {
         "status": "completed",
         "state": "completed",
+        "lab_time_s": 37.0,
         "steps": {
-            "optical": {"points": 1, "planned": None,
+            "optical": {"points": 1, "planned": None, "lab_time_s": 30.0,
                         "results": {"center": {"value": 193.4e12, "unit": "Hz", "stderr": 1.5e6},
                                     "depth": {"value": 0.8, "unit": "", "stderr": None}}},
-            "noise": {"points": 1, "planned": None, "results": {}},
+            "noise": {"points": 1, "planned": None, "lab_time_s": 5.0,
+                      "results": {"n_add": {"value": 0.5, "unit": "quanta", "stderr": 0.1,
+                                            "suspect": "fit did not converge"}}},
         },
     }
     assert summary(path) == expected
@@ -432,9 +447,11 @@ def test_sigkill_while_streaming_keeps_every_flushed_point(tmp_path):
     assert points >= flushed
     np.testing.assert_array_equal(step["x"].values[:flushed], np.arange(flushed))
     np.testing.assert_array_equal(step["y"].values[:flushed], 2.0 * np.arange(flushed))
-    assert summary(path) == {"status": "running", "state": "interrupted",
-                             "steps": {"sweep": {"points": points, "planned": None,
-                                                 "results": {}}}}
+    brief = summary(path)
+    assert brief.pop("lab_time_s") >= 0.0  # as of the last structure phase (the step's start)
+    assert brief == {"status": "running", "state": "interrupted",
+                     "steps": {"sweep": {"points": points, "planned": None,
+                                         "lab_time_s": None, "results": {}}}}
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before  # reading changed nothing
 
 
@@ -702,3 +719,87 @@ def test_resume_refuses_finished_and_live_runs(tmp_path):
             RunWriter.resume(live)
         assert open_run(live).state == "running"
         run.finish("aborted")
+
+
+# -- suspect results and lab time, through the runner and the hil command ----------------------
+
+
+def _doubtful_step(settle_s: float, after_s: float):
+    """A step that waits known virtual times around a short sweep and reports a suspect result."""
+    from hil.clock import clock_of, wait
+
+    seen: dict[str, float] = {}
+
+    def doubtful(lab, run):
+        clock = clock_of(lab)
+        seen["clock"] = clock
+        lab.pump.enable_output()
+        wait(lab, settle_s)
+        before = clock.now()
+        run.sweep("scan", lab.pump.wavelength, 1550.05e-9 + 0.1e-12 * np.arange(5),
+                  {"power": lab.meter.power})
+        seen["sweep_s"] = clock.now() - before  # whatever the instruments charge the clock
+        run.record_results("scan", {
+            "center": Result(1550.0e-9, "m", 1e-12),
+            "kappa": Result(1.0e9, "Hz", 5e7, suspect="dip depth 2 % < 10 %: fit unreliable")})
+        wait(lab, after_s)
+
+    return doubtful, seen
+
+
+def test_a_suspect_result_and_the_lab_time_reach_the_file_show_and_the_exit_code(
+        tmp_path, optical, monkeypatch):
+    from click.testing import CliRunner
+
+    from hil import cli
+    from hil.experiment import Experiment
+
+    step, seen = _doubtful_step(settle_s=90.0, after_s=30.0)
+    monkeypatch.setattr(cli.experiments, "find", lambda name: Experiment(name, step))
+    out = tmp_path / "doubt.h5"
+    ran = CliRunner().invoke(cli.main, ["run", "doubtful", "--station", str(optical),
+                                        "--out", str(out)])
+    assert ran.exit_code == 3, ran.output  # completed, but with a suspect result
+    assert "suspect" in ran.output and "dip depth 2 % < 10 %" in ran.output
+    assert "lab time" in ran.output
+
+    expected_step = 90.0 + seen["sweep_s"] + 30.0
+    with h5py.File(out, "r") as f:
+        assert f.attrs["status"] == "completed"
+        group = f["scan"].attrs
+        assert group["result.kappa.suspect"] == "dip depth 2 % < 10 %: fit unreliable"
+        assert "result.center.suspect" not in group
+        assert group["lab_time_s"] == pytest.approx(expected_step, abs=1e-9)
+        total = f.attrs["lab_time_s"]
+    assert expected_step <= total <= seen["clock"].now()
+
+    shown = CliRunner().invoke(cli.main, ["show", str(out)])
+    assert shown.exit_code == 0, shown.output
+    assert "suspect result(s): scan.kappa: dip depth 2 % < 10 %: fit unreliable" in shown.output
+    assert f"lab time {cli.format_duration(expected_step)}" in shown.output
+    as_json = json.loads(CliRunner().invoke(cli.main, ["show", str(out), "--json"]).output)
+    assert as_json["lab_time_s"] == pytest.approx(total)
+    scan = as_json["steps"]["scan"]
+    assert scan["lab_time_s"] == pytest.approx(expected_step, abs=1e-9)
+    assert scan["results"]["kappa"] == {"value": 1.0e9, "unit": "Hz", "stderr": 5e7,
+                                        "suspect": "dip depth 2 % < 10 %: fit unreliable"}
+    assert scan["results"]["center"] == {"value": 1550.0e-9, "unit": "m", "stderr": 1e-12}
+
+
+def test_a_copied_calibration_keeps_its_suspect_flag(tmp_path):
+    from hil.calibration import CalibrationStore
+
+    doubt = "only 3 points in the linewidth"
+    store = CalibrationStore(tmp_path, "stations/twin.yaml")
+    store.record("optical", {"kappa": Result(1e9, "Hz", 1e7, suspect=doubt),
+                             "center": Result(1.55e-6, "m")}, run="runs/a.h5", valid_for_s=3600)
+    kept = CalibrationStore(tmp_path, "stations/twin.yaml").latest("optical").results
+    assert kept["kappa"].suspect == doubt and kept["center"].suspect is None
+    path = tmp_path / "run.h5"
+    with new_run(path) as run:
+        run.copy_results("optical", kept, {"copied_from": "runs/a.h5"})
+    group = attrs_of(path, "optical")
+    assert group["result.kappa.suspect"] == doubt
+    assert "result.center.suspect" not in group
+    assert group["copied_from"] == "runs/a.h5"
+    assert open_run(path).results["optical"]["kappa"].suspect == doubt
