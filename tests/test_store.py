@@ -755,7 +755,7 @@ def test_a_suspect_result_and_the_lab_time_reach_the_file_show_and_the_exit_code
     from hil.experiment import Experiment
 
     step, seen = _doubtful_step(settle_s=90.0, after_s=30.0)
-    monkeypatch.setattr(cli.experiments, "find", lambda name: Experiment(name, step))
+    monkeypatch.setattr(cli.experiment, "find", lambda name: Experiment(name, step))
     out = tmp_path / "doubt.h5"
     ran = CliRunner().invoke(cli.main, ["run", "doubtful", "--station", str(optical),
                                         "--out", str(out)])
