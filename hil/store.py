@@ -478,6 +478,7 @@ class RunWriter:
                  snapshot: Mapping[str, Any], software: Mapping[str, Any] | None = None,
                  station_path: str | os.PathLike[str] | None = None,
                  params: Mapping[str, Any] | None = None,
+                 metadata: Mapping[str, Any] | None = None,
                  buffer_points: int = DEFAULT_BUFFER_POINTS,
                  buffer_bytes: int = DEFAULT_BUFFER_BYTES,
                  flush_interval: float = DEFAULT_FLUSH_INTERVAL) -> None:
@@ -508,6 +509,8 @@ class RunWriter:
             "writer": _to_json(_writer_identity()),
             "calls_done": "[]",
         }
+        if metadata:  # device, sample, cooldown, operator, notes (hil.station.METADATA_KEYS)
+            root_attrs["metadata"] = _to_json(metadata)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             f = h5py.File(self.path, "x", libver=_LIBVER, track_order=True, locking=False)
@@ -1257,6 +1260,8 @@ class RunRecord:
     planned: dict[str, int | None] = field(default_factory=dict)
     snapshot_end: dict | None = None
     unreadable: dict[str, str] = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+    lab_time_s: float | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -1436,6 +1441,8 @@ def _read_record(f: h5py.File, where: Path, how: str) -> RunRecord:
         planned=planned,
         snapshot_end=snapshot_end,
         unreadable=unreadable,
+        metadata=_json_attr(f, "metadata", where),
+        lab_time_s=float(f.attrs["lab_time_s"]) if "lab_time_s" in f.attrs else None,
     )
 
 
