@@ -255,8 +255,9 @@ def runs_group(ctx: click.Context, folder: Path, catalog: str | None, device: st
     from hil.catalog import CatalogError, CatalogMissing, open_catalog
 
     try:
+        since = _since(since)  # a bad date is refused even where there is no catalog yet
         found = open_catalog(catalog, folder, create=False).runs(
-            device=device, experiment=experiment, status=status, since=_since(since))
+            device=device, experiment=experiment, status=status, since=since)
     except CatalogMissing:
         found = []
     except (CatalogError, ValueError) as exc:
