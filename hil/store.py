@@ -101,7 +101,7 @@ if TYPE_CHECKING:
     import xarray
 
 __all__ = ["STATUSES", "Axis", "Column", "PriorStep", "Result", "RunFileError", "RunRecord",
-           "RunWriter", "StepWriter", "open_run", "run_state", "summary"]
+           "RunWriter", "StepWriter", "describe", "open_run", "run_state", "summary"]
 
 STATUSES = ("running", "completed", "aborted", "failed", "interlocked")
 FINAL_STATUSES = STATUSES[1:]
@@ -1260,8 +1260,6 @@ class RunRecord:
     planned: dict[str, int | None] = field(default_factory=dict)
     snapshot_end: dict | None = None
     unreadable: dict[str, str] = field(default_factory=dict)
-    metadata: dict = field(default_factory=dict)
-    lab_time_s: float | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -1299,6 +1297,32 @@ def summary(path: str | os.PathLike[str]) -> dict:
             steps[name] = {"points": points, "planned": planned, "results": results}
         return {"status": status, "state": _state(status, _json_attr(f, "writer", where)),
                 "steps": steps}
+
+    return _read(path, read)
+
+
+def describe(path: str | os.PathLike[str]) -> dict:
+    """A run without its data, for indexing: root attributes (JSON ones decoded), ``state``, and
+    per step its attributes and results (``suspect`` only where a result has one). Reads no
+    dataset, so it costs milliseconds where :func:`open_run` reads every point."""
+    def read(f: h5py.File, where: Path, how: str) -> dict:
+        root = {k: v for k, v in _user_attrs(f.attrs).items() if k not in ("snapshot",
+                                                                            "snapshot_end")}
+        for key in ("metadata", "params", "writer"):
+            root[key] = _json_attr(f, key, where)
+        root["calls_done"] = list(_json_list(f.attrs.get("calls_done")))
+        for key in ("status", "experiment", "started"):
+            root[key] = _root_str(f, key, where)
+        steps = {}
+        for name, group in _step_groups(f):
+            attrs = _user_attrs(group.attrs)
+            results = {key: {"value": r.value, "unit": r.unit, "stderr": r.stderr,
+                             **({"suspect": str(attrs[f"result.{key}.suspect"])}
+                                if f"result.{key}.suspect" in attrs else {})}
+                       for key, r in _read_results(group).items()}
+            steps[name] = {"attrs": {k: v for k, v in attrs.items()
+                                     if not k.startswith(_RESULT_PREFIX)}, "results": results}
+        return {**root, "state": _state(root["status"], root["writer"]), "steps": steps}
 
     return _read(path, read)
 
@@ -1441,8 +1465,6 @@ def _read_record(f: h5py.File, where: Path, how: str) -> RunRecord:
         planned=planned,
         snapshot_end=snapshot_end,
         unreadable=unreadable,
-        metadata=_json_attr(f, "metadata", where),
-        lab_time_s=float(f.attrs["lab_time_s"]) if "lab_time_s" in f.attrs else None,
     )
 
 

@@ -76,23 +76,20 @@ def station_name(station_yaml: str, station_path: str) -> str:
 
 
 def entry_from_file(path: Path) -> RunEntry:
-    """What the catalog holds about one run file, read from the file."""
-    from hil.store import open_run
+    """What the catalog holds about one run file, read from the file (not its data)."""
+    from hil.store import describe
 
-    record = open_run(path)
-    found = []
-    for step, named in record.results.items():
-        attrs = record.steps[step].attrs if step in record.steps else {}
-        for name, r in named.items():
-            suspect = attrs.get(f"result.{name}.suspect")
-            found.append((step, name, r.value, r.unit, r.stderr,
-                          None if suspect is None else str(suspect)))
+    run = describe(path)
+    found = [(step, name, r["value"], r["unit"], r["stderr"], r.get("suspect"))
+             for step, content in run["steps"].items()
+             for name, r in content["results"].items()]
     path = Path(path).absolute()
-    return RunEntry(path=str(path), run_id=path.stem, experiment=record.experiment,
-                    station=station_name(record.station_yaml, record.station_path),
-                    status=record.state or record.status, started=record.started,
-                    ended=record.ended, lab_time_s=record.lab_time_s,
-                    metadata={k: str(v) for k, v in record.metadata.items()}, results=found)
+    lab_time = run.get("lab_time_s")
+    return RunEntry(path=str(path), run_id=path.stem, experiment=run["experiment"],
+                    station=station_name(run.get("station", ""), run.get("station_path", "")),
+                    status=run["state"], started=run["started"], ended=run.get("ended"),
+                    lab_time_s=None if lab_time is None else float(lab_time),
+                    metadata={k: str(v) for k, v in run["metadata"].items()}, results=found)
 
 
 def calibrations_from_file(path: Path) -> list[CalibrationRow]:
@@ -100,17 +97,16 @@ def calibrations_from_file(path: Path) -> list[CalibrationRow]:
     copied in), for rebuilding a lost calibration history. Each is dated by the run's end."""
     from hil.calibration import DEFAULT_VALID_FOR_S, valid_for_of
     from hil.experiment import find
-    from hil.store import open_run
+    from hil.store import describe
 
-    record = open_run(path)
-    name = station_name(record.station_yaml, record.station_path)
-    device = str(record.metadata.get("device", ""))
-    finished = record.ended or record.started
+    run = describe(path)
+    name = station_name(run.get("station", ""), run.get("station_path", ""))
+    device = str(run["metadata"].get("device", ""))
     rows = []
-    for step, named in record.results.items():
-        attrs = record.steps[step].attrs if step in record.steps else {}
+    for step, content in run["steps"].items():
+        attrs = content["attrs"]
         call = str(attrs.get("call", step))
-        if not named or "copied_from" in attrs or call not in record.calls_done:
+        if not content["results"] or "copied_from" in attrs or call not in run["calls_done"]:
             continue
         try:
             valid_for_s = valid_for_of(find(call).function)
@@ -118,9 +114,9 @@ def calibrations_from_file(path: Path) -> list[CalibrationRow]:
             valid_for_s = DEFAULT_VALID_FOR_S
         rows.append(CalibrationRow(
             station=name, device=device, step=step, call=call, run=str(Path(path).absolute()),
-            finished=finished, valid_for_s=valid_for_s,
-            results={n: {"value": r.value, "unit": r.unit, "stderr": r.stderr}
-                     for n, r in named.items()}))
+            finished=run.get("ended") or run["started"], valid_for_s=valid_for_s,
+            results={n: {k: r[k] for k in ("value", "unit", "stderr")}
+                     for n, r in content["results"].items()}))
     return rows
 
 
