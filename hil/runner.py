@@ -65,7 +65,14 @@ from rich.progress import (
 from rich.text import Text
 
 from hil.calibration import CalibrationStore, Decision, plan, valid_for_of
-from hil.catalog import Catalog, CatalogError, entry_from_file, import_legacy, open_catalog
+from hil.catalog import (
+    Catalog,
+    CatalogError,
+    CatalogURLError,
+    entry_from_file,
+    import_legacy,
+    open_catalog,
+)
 from hil.clock import RealClock, VirtualClock, clock_of
 from hil.experiment import (
     Experiment,
@@ -477,6 +484,8 @@ def _open_catalog(url: str | None, runs: Path, console: Console) -> Catalog | No
     try:
         catalog = open_catalog(url, runs)
         note = import_legacy(catalog, runs)
+    except CatalogURLError:
+        raise  # the user's input: refused before the run starts
     except CatalogError as exc:
         _catalog_warning(console, exc)
         return None

@@ -182,3 +182,11 @@ def test_the_runner_indexes_a_run_as_running_when_it_starts(tmp_path, optical) -
     assert (during["status"], during["cooldown"], during["ended"]) == ("running", "CD2", None)
     (after,) = open_catalog(None, tmp_path).runs()
     assert after["status"] == "completed" and after["ended"]
+
+
+def test_a_catalog_url_that_cannot_work_is_refused_before_the_run(tmp_path) -> None:
+    result = hil("run", "cryostat_check", "--out", str(tmp_path / "a.h5"), "--catalog",
+                 "not a url")
+    assert result.exit_code == 2
+    assert "error: catalog URL 'not a url': Could not parse" in result.output
+    assert not (tmp_path / "a.h5").exists()

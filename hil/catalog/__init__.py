@@ -5,7 +5,7 @@ SQLite beside the runs by default (nothing to start), any SQLAlchemy URL (``--ca
 :func:`rebuild` re-indexes a folder of them. See docs/catalog.md.
 """
 
-from hil.catalog.db import CalibrationRow, Catalog, CatalogError, RunEntry
+from hil.catalog.db import CalibrationRow, Catalog, CatalogError, CatalogURLError, RunEntry
 from hil.catalog.index import (
     ENV_VAR,
     CatalogMissing,
@@ -19,6 +19,7 @@ from hil.catalog.index import (
 )
 from hil.catalog.trend import cooldown_boundaries, trend
 
-__all__ = ["ENV_VAR", "CalibrationRow", "Catalog", "CatalogError", "CatalogMissing", "RunEntry",
+__all__ = ["ENV_VAR", "CalibrationRow", "Catalog", "CatalogError", "CatalogMissing", "CatalogURLError",
+           "RunEntry",
            "catalog_url", "cooldown_boundaries", "entry_from_file", "import_legacy",
            "open_catalog", "rebuild", "sqlite_path", "station_name", "trend"]

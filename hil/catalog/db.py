@@ -80,6 +80,10 @@ class CatalogError(RuntimeError):
     """The catalog cannot be reached or read; the message is one line naming it."""
 
 
+class CatalogURLError(CatalogError, ValueError):
+    """The catalog URL itself is wrong (syntax, unknown database, driver not installed)."""
+
+
 @dataclass
 class RunEntry:
     """What the catalog holds about one run file."""
@@ -118,7 +122,7 @@ class Catalog:
         try:
             parsed = sa.engine.make_url(url)
         except sa_exc.ArgumentError as exc:
-            raise CatalogError(f"catalog URL {url!r}: {exc}") from None
+            raise CatalogURLError(f"catalog URL {url!r}: {exc}") from None
         if parsed.drivername == "postgresql":  # psycopg 3, whichever SQLAlchemy's default is
             parsed = parsed.set(drivername="postgresql+psycopg")
         self.where = parsed.render_as_string(hide_password=True)
@@ -132,7 +136,9 @@ class Catalog:
         try:
             self.engine = sa.create_engine(parsed, **options)
         except (sa_exc.SQLAlchemyError, ImportError) as exc:
-            raise CatalogError(f"catalog {self.where}: {_one_line(exc)}") from None
+            hint = ("; pip install 'qlink-hil[postgres]'" if isinstance(exc, ImportError)
+                    and "psycopg" in str(exc) else "")
+            raise CatalogURLError(f"catalog {self.where}: {_one_line(exc)}{hint}") from None
         if self._sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._create()
