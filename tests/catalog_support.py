@@ -23,16 +23,19 @@ import h5py
 from hil.results import Result
 from hil.store import RunWriter
 
+#: Where Debian's postgresql packages put each major version's binaries.
+SERVER_ROOT = Path("/usr/lib/postgresql")
+
 
 class Unavailable(RuntimeError):
     """Why no PostgreSQL server could be started here."""
 
 
-def _bin_dir() -> Path:
+def bin_dir() -> Path:
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+    candidates = sorted(SERVER_ROOT.glob("*/bin/initdb"),
                         key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit()
                         else 0)
     if not candidates:
@@ -69,7 +72,7 @@ def postgres_server() -> Iterator[str]:
         import psycopg  # noqa: F401
     except ImportError:
         raise Unavailable("psycopg (v3) is not installed: pip install '.[postgres]'") from None
-    bindir = _bin_dir()
+    bindir = bin_dir()
     prefix = _as_server_user()
     folder = Path(tempfile.mkdtemp(prefix="hil-pg-"))
     if prefix:

@@ -199,3 +199,17 @@ def test_two_concurrent_runs_on_the_twin_are_both_indexed(url, tmp_path) -> None
         assert r["results"]["cryostat_check"]["t_base_k"]["unit"] == "K"
         assert set(CalibrationStore(catalog, name, "D1").all()) == {"cryostat_check"}
     assert json.loads(json.dumps(catalog.runs()))  # the --json output is plain JSON
+
+
+def test_without_server_binaries_the_postgres_tests_say_why(monkeypatch, tmp_path) -> None:
+    import catalog_support
+
+    monkeypatch.setattr(catalog_support.shutil, "which", lambda name: None)
+    monkeypatch.setattr(catalog_support, "SERVER_ROOT", tmp_path)
+    with pytest.raises(Unavailable, match=r"no PostgreSQL server binaries \(initdb\) on PATH"):
+        catalog_support.bin_dir()
+    (tmp_path / "15" / "bin").mkdir(parents=True)
+    (tmp_path / "15" / "bin" / "initdb").touch()
+    (tmp_path / "9" / "bin").mkdir(parents=True)
+    (tmp_path / "9" / "bin" / "initdb").touch()
+    assert catalog_support.bin_dir() == tmp_path / "15" / "bin"  # the newest major version

@@ -190,3 +190,10 @@ def test_a_catalog_url_that_cannot_work_is_refused_before_the_run(tmp_path) -> N
     assert result.exit_code == 2
     assert "error: catalog URL 'not a url': Could not parse" in result.output
     assert not (tmp_path / "a.h5").exists()
+
+
+def test_a_station_name_must_be_text(tmp_path) -> None:
+    bad = station(tmp_path, name=["a", "b"])
+    result = hil("status", "--station", str(bad), "--runs", str(tmp_path))
+    assert result.exit_code == 2
+    assert f"{bad}: name: must be a non-empty string, got ['a', 'b']" in result.output
