@@ -128,11 +128,15 @@ def test_a_damaged_catalog_is_one_line_and_rebuild_moves_it_aside(tmp_path) -> N
         assert result.exit_code == 2
         assert result.output.strip().splitlines() == [
             f"error: catalog sqlite:///{runs / 'catalog.sqlite'}: file is not a database"]
+    run = hil("run", "cryostat_check", "--out", str(runs / "during.h5"))
+    assert run.exit_code == 0, run.output  # the run goes on, and says the catalog failed
+    assert "warning: catalog sqlite:///" in run.output and "file is not a database" in run.output
     rebuilt = hil("catalog", "rebuild", "--runs", str(runs))
     assert rebuilt.exit_code == 0, rebuilt.output
-    assert "moved aside" in rebuilt.output
+    assert "moved aside" in rebuilt.output and "1 run(s) indexed" in rebuilt.output
     assert [p.name for p in runs.glob("catalog.sqlite.damaged-*")]
-    assert hil("runs", "--runs", str(runs), "--json").output.strip() == "[]"
+    (listed,) = json.loads(hil("runs", "--runs", str(runs), "--json").output)
+    assert listed["run_id"] == "during"
 
 
 def test_a_legacy_calibrations_json_is_imported_once(tmp_path) -> None:
