@@ -91,7 +91,7 @@ from hil.safety import (
     lab_instruments,
 )
 from hil.station import Lab, check_metadata, load_lab, read_station_file, station_identity
-from hil.store import Axis, Column, RunFileError, RunWriter, StepWriter, open_run
+from hil.store import Axis, Column, RunFileError, RunWriter, StepWriter, describe, open_run
 
 __all__ = ["Run", "RunAborted", "RunInterlocked", "default_run_path", "execute", "resume"]
 
@@ -590,7 +590,8 @@ def resume(path: Path, *, station: Path | None = None, console: Console | None =
         lab.close()
         raise
     index = _open_catalog(catalog, path.parent, console)
-    store = (CalibrationStore(index, name, str(record.metadata.get("device", "")))
+    device = str(describe(path)["metadata"].get("device", ""))  # the run keeps its metadata
+    store = (CalibrationStore(index, name, device)
              if index is not None else None)
     _index(index, path, console)
     return _drive(experiment, lab, writer, params, console, store, catalog=index)
