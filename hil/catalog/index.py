@@ -64,14 +64,16 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def station_name(station_yaml: str, station_path: str) -> str:
-    """The name a run's station had: its ``name:`` key, else its file's stem."""
+    """The name a run's station had (:func:`hil.station.station_identity` of its YAML text),
+    else its file's stem."""
+    from hil.station import StationError, station_identity
+
     try:
         data = yaml.safe_load(station_yaml) if station_yaml else None
-    except yaml.YAMLError:
-        data = None
-    name = data.get("name") if isinstance(data, dict) else None
-    if isinstance(name, str) and name.strip():
-        return name.strip()
+        if isinstance(data, dict):
+            return station_identity(station_path or "station", data)[0]
+    except (yaml.YAMLError, StationError):
+        pass
     return Path(station_path).stem if station_path else ""
 
 
