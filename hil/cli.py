@@ -252,12 +252,13 @@ def runs_group(ctx: click.Context, folder: Path, catalog: str | None, device: st
     ctx.obj = {"folder": folder, "catalog": catalog}
     if ctx.invoked_subcommand is not None:
         return
-    from hil.catalog import CatalogError, CatalogMissing, open_catalog
+    from hil.catalog import CatalogError, CatalogMissing, open_catalog, refresh_running
 
     try:
         since = _since(since)  # a bad date is refused even where there is no catalog yet
-        found = open_catalog(catalog, folder, create=False).runs(
-            device=device, experiment=experiment, status=status, since=since)
+        index = open_catalog(catalog, folder, create=False)
+        refresh_running(index)
+        found = index.runs(device=device, experiment=experiment, status=status, since=since)
     except CatalogMissing:
         found = []
     except (CatalogError, ValueError) as exc:

@@ -201,3 +201,19 @@ def test_a_station_name_must_be_text(tmp_path) -> None:
     result = hil("status", "--station", str(bad), "--runs", str(tmp_path))
     assert result.exit_code == 2
     assert f"{bad}: name: must be a non-empty string, got ['a', 'b']" in result.output
+
+
+def test_runs_shows_how_a_run_indexed_as_running_really_ended(tmp_path) -> None:
+    """A run killed before its end was indexed `running` only; `hil runs` reads its file."""
+    from catalog_support import write_run
+
+    from hil.catalog import entry_from_file
+    from hil.store import RunWriter
+
+    runs = tmp_path / "runs"
+    writer = RunWriter(runs / "cut.h5", experiment="chain", station_yaml="", snapshot={})
+    open_catalog(None, runs).index(entry_from_file(runs / "cut.h5"))
+    write_run(runs / "done.h5")  # never indexed: `hil runs` lists only what is indexed
+    writer.finish("aborted")
+    listed = json.loads(hil("runs", "--runs", str(runs), "--json").output)
+    assert [(r["run_id"], r["status"]) for r in listed] == [("cut", "aborted")]

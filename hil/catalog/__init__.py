@@ -14,6 +14,7 @@ from hil.catalog.index import (
     import_legacy,
     open_catalog,
     rebuild,
+    refresh_running,
     sqlite_path,
     station_name,
 )
@@ -22,4 +23,4 @@ from hil.catalog.trend import cooldown_boundaries, trend
 __all__ = ["ENV_VAR", "CalibrationRow", "Catalog", "CatalogError", "CatalogMissing", "CatalogURLError",
            "RunEntry",
            "catalog_url", "cooldown_boundaries", "entry_from_file", "import_legacy",
-           "open_catalog", "rebuild", "sqlite_path", "station_name", "trend"]
+           "open_catalog", "rebuild", "refresh_running", "sqlite_path", "station_name", "trend"]

@@ -122,6 +122,25 @@ def calibrations_from_file(path: Path) -> list[CalibrationRow]:
     return rows
 
 
+def refresh_running(catalog: Catalog) -> int:
+    """Re-read the files of runs indexed as ``running`` that are on this machine: a run killed
+    before its end was never indexed again, and its file says ``interrupted`` now. Returns how
+    many entries changed."""
+    changed = 0
+    for run in catalog.runs(status="running"):
+        path = Path(run["path"])
+        if not path.is_file():
+            continue
+        try:
+            entry = entry_from_file(path)
+        except Exception:  # unreadable now: rebuild reports it
+            continue
+        if entry.status != "running":
+            catalog.index(entry)
+            changed += 1
+    return changed
+
+
 @dataclass
 class Rebuilt:
     indexed: list[str] = field(default_factory=list)
