@@ -6,8 +6,9 @@ passes these on to :func:`calibration`)::
     @step(needs=("optical_resonance",), valid_for_s=4 * 3600)
     def pump_calibration(lab, run, *, ...): ...
 
-After a step records results, the runner stores them in ``calibrations.json`` beside the run
-files (one entry per station and step: values, the run file they came from, when). A chain
+After a step records results, the runner adds them to the run catalog (:mod:`hil.catalog`),
+keyed by station name and device, with their whole history: values, the run file they came
+from, when. The latest entry of each step is the one in force. A chain
 re-runs a step only when it is stale: never calibrated, older than its validity, a step it
 needs is re-run, or ``--force``; a fresh step's results are copied into the new run file.
 A step run alone that needs a result nobody produced says which step to run.
@@ -15,19 +16,18 @@ A step run alone that needs a result nobody produced says which step to run.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hil.results import Result
 
+if TYPE_CHECKING:
+    from hil.catalog import Catalog
+
 DEFAULT_VALID_FOR_S = 3600.0
-STORE_NAME = "calibrations.json"
 
 
 class MissingCalibration(LookupError):
@@ -96,24 +96,26 @@ class Calibration:
 
 
 class CalibrationStore:
-    """``calibrations.json``: the latest results of each step, per station. Written atomically."""
+    """The calibrations of one station and device, kept in the catalog with their history.
 
-    def __init__(self, folder: Path, station: str) -> None:
-        self.path = Path(folder) / STORE_NAME
+    Every record is a row of its own, inserted in one transaction: two runs recording at once
+    both keep everything they wrote, and the latest row of a step is the one in force.
+    """
+
+    def __init__(self, catalog: Catalog, station: str, device: str = "") -> None:
+        self.catalog = catalog
         self.station = station
+        self.device = device
 
-    def _load(self) -> dict[str, Any]:
-        if not self.path.is_file():
-            return {}
-        try:
-            return json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{self.path}: unreadable calibration store ({exc}); move it "
-                             "aside to start afresh") from None
+    def history(self, step: str | None = None) -> list[Calibration]:
+        """Every calibration recorded (of ``step``, if given), oldest first."""
+        rows = self.catalog.calibration_history(self.station, self.device)
+        found = [_from_row(r) for r in rows if step is None or r.step == step]
+        return sorted(found, key=lambda c: datetime.fromisoformat(c.finished))  # stable
 
     def all(self) -> dict[str, Calibration]:
-        entries = self._load().get(self.station, {})
-        return {step: _from_json(step, entry) for step, entry in entries.items()}
+        """The calibration in force for each step: its latest record."""
+        return {cal.step: cal for cal in self.history()}
 
     def latest(self, step: str) -> Calibration | None:
         return self.all().get(step)
@@ -124,16 +126,17 @@ class CalibrationStore:
 
     def record(self, step: str, results: dict[str, Result], *, run: str, valid_for_s: float,
                finished: datetime | None = None, call: str = "") -> Calibration:
+        from hil.catalog import CalibrationRow
+
         entry = Calibration(step=step, results=dict(results), run=run,
                             finished=(finished or datetime.now(UTC)).isoformat(),
                             valid_for_s=valid_for_s, call=call)
-        data = self._load()
-        data.setdefault(self.station, {})[step] = _to_json(entry)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".calibrations.")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2)
-        os.replace(temporary, self.path)  # a crash leaves the old file or the new, never half
+        self.catalog.add_calibration(CalibrationRow(
+            station=self.station, device=self.device, step=step, call=entry.producer, run=run,
+            finished=entry.finished, valid_for_s=valid_for_s,
+            results={n: {"value": r.value, "unit": r.unit, "stderr": r.stderr,
+                         **({"suspect": r.suspect} if r.suspect else {})}
+                     for n, r in entry.results.items()}))
         return entry
 
 
@@ -227,17 +230,9 @@ def require(run, step: str, name: str) -> Result:
         f"calibration holds; run 'hil run chain' (or 'hil run {step}' first)")
 
 
-def _to_json(cal: Calibration) -> dict[str, Any]:
-    return {"results": {n: {"value": r.value, "unit": r.unit, "stderr": r.stderr,
-                            **({"suspect": r.suspect} if r.suspect else {})}
-                        for n, r in cal.results.items()},
-            "run": cal.run, "finished": cal.finished, "valid_for_s": cal.valid_for_s,
-            "call": cal.producer}
-
-
-def _from_json(step: str, entry: dict[str, Any]) -> Calibration:
-    return Calibration(step=step,
+def _from_row(row) -> Calibration:
+    return Calibration(step=row.step,
                        results={n: Result(r["value"], r["unit"], r.get("stderr"), r.get("suspect"))
-                                for n, r in entry["results"].items()},
-                       run=entry["run"], finished=entry["finished"],
-                       valid_for_s=float(entry["valid_for_s"]), call=entry.get("call", ""))
+                                for n, r in row.results.items()},
+                       run=row.run, finished=row.finished, valid_for_s=float(row.valid_for_s),
+                       call=row.call)

@@ -20,6 +20,8 @@ from hil.store.space import DiskFullError
 
 #: The station files installed with the package (editable or not): see stations/__init__.py.
 SHIPPED_STATIONS = Path(str(importlib.resources.files("stations")))
+CATALOG_HELP = ("Catalog database, a SQLAlchemy URL, e.g. postgresql://host/lab (default: "
+                "$HIL_CATALOG, else catalog.sqlite beside the runs).")
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError)
 
 
@@ -27,6 +29,17 @@ def default_station() -> Path:
     """``stations/twin.yaml`` of the working folder, else the one shipped with the project."""
     local = Path("stations/twin.yaml")
     return local if local.is_file() else SHIPPED_STATIONS / "twin.yaml"
+
+
+def parse_meta(items: tuple[str, ...]) -> dict[str, str]:
+    """``--meta KEY=VALUE`` values (keys are checked against the station's metadata keys)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--meta {item}: expected KEY=VALUE")
+        out[key.strip()] = value
+    return out
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -78,8 +91,13 @@ def main() -> None:
 @click.option("--realtime", is_flag=True,
               help="On the twin: let the fridge and sweeps take wall-clock time (default: a "
                    "virtual clock, where waiting costs nothing).")
+@click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE",
+              help="Run metadata (device, sample, cooldown, operator, notes); wins over the "
+                   "station's metadata:; repeatable.")
+@click.option("--catalog", default=None, metavar="URL", help=CATALOG_HELP)
 def run_command(experiment_name: str, station: Path | None, out: Path | None,
-                assignments: tuple[str, ...], force: bool, realtime: bool) -> None:
+                assignments: tuple[str, ...], force: bool, realtime: bool,
+                meta: tuple[str, ...], catalog: str | None) -> None:
     """Run EXPERIMENT (``chain`` or one step) and record it to one HDF5 file."""
     from hil.runner import default_run_path, execute
 
@@ -88,6 +106,7 @@ def run_command(experiment_name: str, station: Path | None, out: Path | None,
     try:
         exp = experiment.find(experiment_name)
         params = experiment.parse_sets(exp, assignments)
+        metadata = parse_meta(meta)
         station = station or default_station()
         out = out or default_run_path(experiment_name)
         if out.exists():
@@ -95,7 +114,7 @@ def run_command(experiment_name: str, station: Path | None, out: Path | None,
         console.print(f"[bold]{exp.name}[/] on {station} -> {out}", highlight=False)
         started = True
         run = execute(exp, station, out, params, console=console, force=force,
-                      realtime=realtime)
+                      realtime=realtime, catalog=catalog, meta=metadata)
     except (KeyboardInterrupt, RunInterlocked) as exc:
         _ended(exc, out)
     except Exception as exc:
@@ -196,7 +215,8 @@ _STATE_NOTES = {
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--station", type=click.Path(path_type=Path), default=None,
               help="Station YAML (default: the one the run recorded, if unchanged).")
-def resume_command(path: Path, station: Path | None) -> None:
+@click.option("--catalog", default=None, metavar="URL", help=CATALOG_HELP)
+def resume_command(path: Path, station: Path | None, catalog: str | None) -> None:
     """Continue an interrupted run file from its first point not on disk."""
     from hil.runner import resume
 
@@ -205,7 +225,7 @@ def resume_command(path: Path, station: Path | None) -> None:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such run file")
         console.print(f"resuming [bold]{path}[/]", highlight=False)
-        run = resume(path, station=station, console=console)
+        run = resume(path, station=station, console=console, catalog=catalog)
     except (KeyboardInterrupt, RunInterlocked) as exc:
         _ended(exc, path)
     except Exception as exc:
@@ -287,31 +307,174 @@ def safe_command(station: Path | None) -> None:
 @click.option("--station", type=click.Path(path_type=Path), default=None,
               help="Station YAML (default: stations/twin.yaml).")
 @click.option("--runs", type=click.Path(path_type=Path), default=Path("runs"),
-              help="Folder of the run files and their calibrations.json (default: runs).")
-def status_command(station: Path | None, runs: Path) -> None:
+              help="Folder of the run files (default: runs).")
+@click.option("--device", default=None, help="Device (default: the station's metadata: device).")
+@click.option("--catalog", default=None, metavar="URL", help=CATALOG_HELP)
+def status_command(station: Path | None, runs: Path, device: str | None,
+                   catalog: str | None) -> None:
     """Each calibration of a station: value, age, and whether a chain would re-run it."""
     from hil.calibration import CalibrationStore
+    from hil.catalog import CatalogError, CatalogMissing, import_legacy, open_catalog
+    from hil.runner import run_metadata
 
     station = station or default_station()
-    try:
-        entries = CalibrationStore(runs, str(station.resolve())).all()
-    except ValueError as exc:
-        _fail(str(exc))
     console = Console()
+    try:
+        name, metadata = run_metadata(station, None)
+        device = metadata.get("device", "") if device is None else device
+        index = open_catalog(catalog, runs, create=False)
+        note = import_legacy(index, runs)
+        if note:
+            console.print(note, highlight=False, soft_wrap=True)
+        entries = CalibrationStore(index, name, device).all()
+    except CatalogMissing:
+        entries = {}
+    except (CatalogError, ValueError) as exc:
+        _fail(str(exc))
+    of = f"station {name}" + (f", device {device}" if device else "")
     if not entries:
-        console.print(f"no calibrations of {station} in {runs}; run 'hil run chain'", highlight=False)
+        console.print(f"no calibrations of {of} ({station}); run 'hil run chain'", highlight=False)
         return
-    table = Table(title=f"calibrations of {station}", show_edge=False)
+    table = Table(title=f"calibrations of {of}", show_edge=False)
     for column in ("step", "result", "value", "± stderr", "unit", "age", "state", "from run"):
         table.add_column(column)
     for step, cal in entries.items():
         age = f"{cal.age_s() / 60:.0f} min"
         state = "[green]fresh[/]" if cal.fresh() else "[red]stale[/]"
-        for name, r in cal.results.items():
+        for result, r in cal.results.items():
             stderr = "" if r.stderr is None else f"{r.stderr:.2g}"
-            table.add_row(step, name, format_value(r.value, r.stderr), stderr, r.unit, age, state,
-                          cal.run)
+            table.add_row(step, result, format_value(r.value, r.stderr), stderr, r.unit, age,
+                          state, cal.run)
     console.print(table)
+
+
+@main.group("runs", invoke_without_command=True)
+@click.option("--runs", "folder", type=click.Path(path_type=Path), default=Path("runs"),
+              help="Folder of the run files, where the default catalog lives (default: runs).")
+@click.option("--catalog", default=None, metavar="URL", help=CATALOG_HELP)
+@click.option("--device", default=None, help="Only runs on this device.")
+@click.option("--experiment", default=None, help="Only runs of this experiment.")
+@click.option("--status", default=None,
+              type=click.Choice(["running", "interrupted", "unknown", "completed", "aborted",
+                                 "failed", "interlocked"]), help="Only runs that ended so.")
+@click.option("--since", default=None, metavar="DATE",
+              help="Only runs started at or after DATE (2026-12-01, or an ISO 8601 time; UTC "
+                   "unless it says otherwise).")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs and results as JSON.")
+@click.pass_context
+def runs_group(ctx: click.Context, folder: Path, catalog: str | None, device: str | None,
+               experiment: str | None, status: str | None, since: str | None,
+               as_json: bool) -> None:
+    """List the runs in the catalog, oldest first (`hil runs trend` plots one result)."""
+    ctx.obj = {"folder": folder, "catalog": catalog}
+    if ctx.invoked_subcommand is not None:
+        return
+    from hil.catalog import CatalogError, CatalogMissing, open_catalog, refresh_running
+
+    try:
+        since = _since(since)  # a bad date is refused even where there is no catalog yet
+        index = open_catalog(catalog, folder, create=False)
+        refresh_running(index)
+        found = index.runs(device=device, experiment=experiment, status=status, since=since)
+    except CatalogMissing:
+        found = []
+    except (CatalogError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    table = Table(title=f"{len(found)} run(s)", show_edge=False)
+    for column in ("run", "experiment", "station", "device", "cooldown", "operator", "status",
+                   "started", "lab time", "results"):
+        table.add_column(column)
+    for r in found:
+        count = sum(len(named) for named in r["results"].values())
+        suspect = sum("suspect" in v for named in r["results"].values() for v in named.values())
+        lab_time = "" if r["lab_time_s"] is None else f"{r['lab_time_s']:.0f} s"
+        table.add_row(r["run_id"], r["experiment"], r["station"], r["device"], r["cooldown"],
+                      r["operator"], r["status"], r["started"][:19], lab_time,
+                      f"{count}" + (f" ({suspect} suspect)" if suspect else ""))
+    Console().print(table)
+
+
+def _since(text: str | None) -> str | None:
+    """``--since`` as the catalog's time text (ISO 8601 UTC), so it compares as text."""
+    from datetime import UTC, datetime
+
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"--since {text}: expected a date (2026-12-01) or an ISO 8601 "
+                         f"time") from None
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return when.isoformat(timespec="milliseconds")
+
+
+@runs_group.command("trend")
+@click.argument("result", metavar="RESULT")
+@click.option("--device", default=None, help="Only runs on this device.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="PNG to write (default: RESULT_trend.png in the runs folder).")
+@click.pass_context
+def runs_trend_command(ctx: click.Context, result: str, device: str | None,
+                       out: Path | None) -> None:
+    """Plot RESULT (NAME or STEP.NAME) over time with error bars and cooldown boundaries."""
+    from hil.catalog import CatalogError, open_catalog, trend
+
+    folder, catalog = ctx.obj["folder"], ctx.obj["catalog"]
+    out = out or folder / f"{result}_trend.png"
+    try:
+        points = trend(open_catalog(catalog, folder, create=False), result, out, device=device)
+    except (CatalogError, ValueError) as exc:
+        _fail(str(exc))
+    Console().print(f"{len(points)} run(s) -> {out}", highlight=False)
+
+
+@main.group("catalog")
+def catalog_group() -> None:
+    """The run catalog: the index of run files and the calibration history."""
+
+
+@catalog_group.command("rebuild")
+@click.option("--runs", "folder", type=click.Path(path_type=Path), default=Path("runs"),
+              help="Folder of run files to index, subfolders included (default: runs).")
+@click.option("--catalog", default=None, metavar="URL", help=CATALOG_HELP)
+def catalog_rebuild_command(folder: Path, catalog: str | None) -> None:
+    """Re-index every run file of a folder (the files are the truth); a damaged SQLite
+    catalog is moved aside and built afresh."""
+    from hil.catalog import CatalogError, catalog_url, open_catalog, rebuild, sqlite_path
+
+    console = Console()
+    if not folder.is_dir():
+        _fail(f"--runs {folder}: no such folder")
+    try:
+        index = open_catalog(catalog, folder)
+    except CatalogError as exc:
+        file = sqlite_path(catalog_url(catalog, folder))
+        if file is None or not file.is_file():
+            _fail(str(exc))
+        aside = file.with_name(f"{file.name}.damaged-{int(file.stat().st_mtime)}")
+        file.replace(aside)
+        for extra in ("-wal", "-shm"):
+            file.with_name(file.name + extra).unlink(missing_ok=True)
+        console.print(f"[yellow]{exc}: moved aside to {aside}; building it afresh[/]",
+                      highlight=False, soft_wrap=True)
+        try:
+            index = open_catalog(catalog, folder)
+        except CatalogError as again:
+            _fail(str(again))
+    try:
+        done = rebuild(index, folder)
+    except CatalogError as exc:
+        _fail(str(exc))
+    for path, why in done.skipped.items():
+        console.print(f"[yellow]skipped {path}: {why}[/]", highlight=False, soft_wrap=True)
+    console.print(f"{len(done.indexed)} run(s) indexed, {len(done.skipped)} skipped, "
+                  f"{len(done.forgotten)} gone from the folder forgotten, {done.calibrations} "
+                  f"calibration(s) restored from run files, in {index.where}", highlight=False,
+                  soft_wrap=True)
 
 
 @main.command("list")

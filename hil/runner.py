@@ -70,6 +70,14 @@ from rich.progress import (
 from rich.text import Text
 
 from hil.calibration import CalibrationStore, Decision, plan, valid_for_of
+from hil.catalog import (
+    Catalog,
+    CatalogError,
+    CatalogURLError,
+    entry_from_file,
+    import_legacy,
+    open_catalog,
+)
 from hil.clock import RealClock, VirtualClock, clock_of, stop_check
 from hil.experiment import (
     Experiment,
@@ -91,8 +99,8 @@ from hil.safety import (
     lab_instruments,
     safe_all,
 )
-from hil.station import Lab, load_lab
-from hil.store import Axis, Column, RunFileError, RunWriter, StepWriter, open_run
+from hil.station import Lab, check_metadata, load_lab, read_station_file, station_identity
+from hil.store import Axis, Column, RunFileError, RunWriter, StepWriter, describe, open_run
 from hil.store.space import check_start
 
 __all__ = ["Run", "RunAborted", "RunInterlocked", "default_run_path", "execute", "resume"]
@@ -166,7 +174,11 @@ class Run:
         """Bring a fresh stored calibration of ``call`` into this run (results + provenance)."""
         if self.calibrations is None:
             return
-        entries = self.calibrations.produced_by(call)
+        try:
+            entries = self.calibrations.produced_by(call)
+        except CatalogError as exc:
+            self.catalog_failed(exc)
+            return
         if not entries or not all(e.fresh() for e in entries):
             return
         for entry in entries:
@@ -184,8 +196,16 @@ class Run:
         if self.calibrations is None:
             return
         for group in self._produced.pop(step.__name__, []):
-            self.calibrations.record(group, self.results[group], run=str(self.path),
-                                     valid_for_s=valid_for_of(step), call=step.__name__)
+            try:
+                self.calibrations.record(group, self.results[group], run=str(self.path),
+                                         valid_for_s=valid_for_of(step), call=step.__name__)
+            except CatalogError as exc:
+                self.catalog_failed(exc)
+
+    def catalog_failed(self, exc: CatalogError) -> None:
+        """A catalog that fails costs the run nothing: say so, in the file and on the terminal."""
+        self.writer.event("catalog", f"{exc}; `hil catalog rebuild` re-indexes the run")
+        _catalog_warning(self.progress.console, exc)
 
     def checkpoint(self) -> None:
         """Stop here if the run is stopping; wait here while an interlock is latched.
@@ -467,9 +487,41 @@ def _progress(console: Console) -> Progress:
                     console=console, transient=False, refresh_per_second=4)
 
 
-def calibration_store(out: Path, station: Path) -> CalibrationStore:
-    """Calibrations live beside the run files, one set per station file."""
-    return CalibrationStore(Path(out).parent, str(Path(station).resolve()))
+def _catalog_warning(console: Console, exc: Exception) -> None:
+    console.print(f"[yellow]warning: {exc}; the run goes on; `hil catalog rebuild` re-indexes "
+                  f"it[/]", highlight=False, soft_wrap=True)
+
+
+def _open_catalog(url: str | None, runs: Path, console: Console) -> Catalog | None:
+    """The catalog, with the legacy calibrations.json brought in once; None if unusable."""
+    try:
+        catalog = open_catalog(url, runs)
+        note = import_legacy(catalog, runs)
+    except CatalogURLError:
+        raise  # the user's input: refused before the run starts
+    except CatalogError as exc:
+        _catalog_warning(console, exc)
+        return None
+    if note:
+        console.print(f"[dim]{note}[/]", highlight=False, soft_wrap=True)
+    return catalog
+
+
+def _index(catalog: Catalog | None, path: Path, console: Console) -> None:
+    """Index the run file as it is now; a failure is a warning, never the run's end."""
+    if catalog is None:
+        return
+    try:
+        catalog.index(entry_from_file(path))
+    except Exception as exc:  # the run matters more than its index
+        _catalog_warning(console, exc)
+
+
+def run_metadata(station: Path, meta: Mapping[str, str] | None) -> tuple[str, dict[str, str]]:
+    """The station's name, and its ``metadata:`` overridden by ``--meta`` values."""
+    path, _, data = read_station_file(station)
+    name, metadata = station_identity(path, data)
+    return name, {**metadata, **check_metadata(dict(meta or {}), "--meta")}
 
 
 def _holding_the_station(execute: Callable[..., Run]) -> Callable[..., Run]:
@@ -487,26 +539,33 @@ def _holding_the_station(execute: Callable[..., Run]) -> Callable[..., Run]:
 @_holding_the_station
 def execute(experiment: Experiment, station: Path, out: Path,
             params: Mapping[str, Mapping[str, Any]], console: Console | None = None,
-            *, force: bool = False, realtime: bool = False) -> Run:
+            *, force: bool = False, realtime: bool = False, catalog: str | None = None,
+            meta: Mapping[str, str] | None = None) -> Run:
     """Open the station, run the experiment, and leave the lab safe and the file truthful.
 
     A multi-step experiment (the chain) re-runs only the steps that went stale (all of them
     with ``force``); fresh steps' results are copied in from the run that produced them.
+    The run is indexed in the catalog (``catalog``: a SQLAlchemy URL, default
+    :func:`hil.catalog.catalog_url`) when it starts and when it ends.
     """
     console = console or Console()
     params = check_parameters(experiment, station, params)  # before any file or instrument
     check_start(Path(out))  # enough free disk, before any instrument is opened
-    store = calibration_store(out, station)
+    name, metadata = run_metadata(station, meta)
+    index = _open_catalog(catalog, Path(out).parent, console)
+    store = (CalibrationStore(index, name, metadata.get("device", ""))
+             if index is not None else None)
     decisions = _plan(experiment, store, force, console)
     lab = load_lab(station, clock=RealClock() if realtime else None)
     try:
         writer = RunWriter(out, experiment=experiment.name, station_yaml=lab.yaml_text,
                            station_path=station, params=params, snapshot=lab.snapshot(),
-                           lab_clock=clock_of(lab).now)
+                           lab_clock=clock_of(lab).now, metadata=metadata)
     except BaseException:
         lab.close()
         raise
-    return _drive(experiment, lab, writer, params, console, store, decisions)
+    _index(index, writer.path, console)
+    return _drive(experiment, lab, writer, params, console, store, decisions, index)
 
 
 def check_writable(out: Path) -> None:
@@ -525,18 +584,23 @@ class OutputError(ValueError):
     """The run file's folder cannot be written (read-only filesystem, permissions)."""
 
 
-def _plan(experiment: Experiment, store: CalibrationStore, force: bool,
+def _plan(experiment: Experiment, store: CalibrationStore | None, force: bool,
           console: Console) -> dict[str, Decision]:
     if experiment.steps == (experiment.function,):
         return {}
-    decisions = {d.name: d for d in plan(experiment.steps, store, force=force)}
+    try:
+        decisions = {d.name: d for d in plan(experiment.steps, store, force=force)}
+    except CatalogError as exc:
+        _catalog_warning(console, exc)
+        decisions = {d.name: d for d in plan(experiment.steps, None, force=force)}
     for d in decisions.values():
         verdict = "[bold]run[/]  " if d.run else "[dim]reuse[/]"
         console.print(f"  {verdict} {d.name:<24} {d.reason}", highlight=False)
     return decisions
 
 
-def resume(path: Path, *, station: Path | None = None, console: Console | None = None) -> Run:
+def resume(path: Path, *, station: Path | None = None, console: Console | None = None,
+           catalog: str | None = None) -> Run:
     """Continue an interrupted run (see the module docs); the file is rebuilt in place."""
     console = console or Console()
     path = Path(path)
@@ -559,6 +623,7 @@ def resume(path: Path, *, station: Path | None = None, console: Console | None =
         if station.read_text(encoding="utf-8") != record.station_yaml:
             raise RunFileError(f"{path}: its station file {station} changed since the run "
                                f"started; give --station to resume on it anyway, or restore it")
+    name, _ = run_metadata(station, None)
     with station_lock(station, purpose="resume", run=path):
         lab = load_lab(station)
         try:
@@ -569,8 +634,12 @@ def resume(path: Path, *, station: Path | None = None, console: Console | None =
         except BaseException:
             lab.close()
             raise
-        return _drive(experiment, lab, writer, params, console,
-                      calibration_store(path, station))
+        index = _open_catalog(catalog, path.parent, console)
+        device = str(describe(path)["metadata"].get("device", ""))  # the run keeps its metadata
+        store = (CalibrationStore(index, name, device)
+                 if index is not None else None)
+        _index(index, path, console)
+        return _drive(experiment, lab, writer, params, console, store, catalog=index)
 
 
 def _params_from_file(experiment: Experiment, stored: Mapping[str, Any], path: Path
@@ -591,7 +660,8 @@ def _params_from_file(experiment: Experiment, stored: Mapping[str, Any], path: P
 def _drive(experiment: Experiment, lab: Lab, writer: RunWriter,
            params: Mapping[str, Mapping[str, Any]], console: Console,
            store: CalibrationStore | None = None,
-           decisions: Mapping[str, Decision] | None = None) -> Run:
+           decisions: Mapping[str, Decision] | None = None,
+           catalog: Catalog | None = None) -> Run:
     guard = InstrumentGuard(lab_instruments(lab.station.components))
     clock = clock_of(lab)
     if isinstance(clock, VirtualClock):
@@ -629,7 +699,12 @@ def _drive(experiment: Experiment, lab: Lab, writer: RunWriter,
             raise
         finally:
             signals.ending()
-            unsafe = _end(lab, writer, run, status, tb, guard)
+            try:
+                unsafe = _end(lab, writer, run, status, tb, guard)
+            finally:
+                _index(catalog, writer.path, console)
+                if catalog is not None:
+                    catalog.close()  # its pooled connections; it reconnects if used again
             if unsafe:
                 _report_unsafe(unsafe, failure)
     return run

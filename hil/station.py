@@ -39,9 +39,11 @@ if TYPE_CHECKING:
     from hil.sim.remote import RemoteTwin
 
 TOP_KEYS = {"instruments", "roles", "sim", "twin", "interlocks", "constants", "steps",
-            "interlock_safe_state"}
+            "interlock_safe_state", "name", "metadata"}
 INSTRUMENT_KEYS = {"type", "address", "init", "parameters"}
 PARAMETER_KEYS = {"limits", "initial_value"}
+#: What a run records about the sample (``metadata:`` in the station, ``hil run --meta``).
+METADATA_KEYS = {"device", "sample", "cooldown", "operator", "notes"}
 #: A station reached through a VISA library (see the module docs and :func:`_visalib`).
 REMOTE_KEYS = {"visalib", "twin_server"}
 TOP_KEYS |= REMOTE_KEYS
@@ -68,6 +70,10 @@ class Lab:
     #: Step parameters this lab's device needs by default (``steps:``), e.g. its design
     #: frequencies; ``--set`` still wins.
     step_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The station's name (``name:``, default the file's stem): calibrations are kept under it.
+    name: str = ""
+    #: ``metadata:`` of the station: device, sample, cooldown, operator, notes.
+    metadata: dict[str, str] = field(default_factory=dict)
     _closed: bool = field(default=False, repr=False)
 
     def __getattr__(self, name: str) -> Instrument:
@@ -145,7 +151,30 @@ def read_station_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
             raise StationError(f"{path}: roles.{role}: no instrument named {instrument!r}; "
                                f"instruments: {', '.join(instruments)}")
     _interlocks(path, data)
+    station_identity(path, data)
     return path, text, data
+
+
+def station_identity(path: str | Path, data: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """The station's name (``name:``, else the file's stem) and its ``metadata:``."""
+    path = Path(path)
+    name = data.get("name", path.stem)
+    if not isinstance(name, str) or not name.strip():
+        raise StationError(f"{path}: name: must be a non-empty string, got {name!r}")
+    return name.strip(), check_metadata(data.get("metadata") or {}, f"{path}: metadata")
+
+
+def check_metadata(values: Any, where: str) -> dict[str, str]:
+    """Metadata as text; unknown keys and non-scalar values are refused naming ``where``."""
+    if not isinstance(values, Mapping):
+        raise StationError(f"{where}: must map keys ({', '.join(sorted(METADATA_KEYS))}) to text")
+    _refuse_unknown(values, METADATA_KEYS, where)
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise StationError(f"{where}.{key}: must be text or a number, got {value!r}")
+        out[key] = str(value)
+    return out
 
 
 def step_defaults(path: Path, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -191,9 +220,10 @@ def load_lab(path: str | Path, *, clock=None) -> Lab:
                            "drives simulated instruments)")
 
     station = qcodes.Station()
+    name, metadata = station_identity(path, data)
     lab = Lab(path=path, yaml_text=text, station=station, roles={}, world=world,
               interlocks=_interlocks(path, data), constants=_constants(path, data),
-              step_defaults=step_defaults(path, data))
+              step_defaults=step_defaults(path, data), name=name, metadata=metadata)
     try:
         manager = pyvisa.ResourceManager(library) if library is not None else None
         if visalib is not None:
@@ -462,5 +492,5 @@ def _refuse_unknown(data: Mapping[str, Any], known: set[str], where: str) -> Non
                            f"allowed: {', '.join(sorted(known))}")
 
 
-__all__ = ["Lab", "ProfileError", "SimTwin", "StationError", "load_lab", "open_twin",
-           "read_station_file"]
+__all__ = ["METADATA_KEYS", "Lab", "ProfileError", "SimTwin", "StationError", "check_metadata",
+           "load_lab", "open_twin", "read_station_file", "station_identity"]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from hil.calibration import CalibrationStore, MissingCalibration, calibration, plan, require
+from hil.catalog import CatalogError, open_catalog
 from hil.results import Result
 
 
@@ -28,7 +28,7 @@ NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def store_with(tmp_path: Path, ages_min: dict[str, float]) -> CalibrationStore:
-    store = CalibrationStore(tmp_path, "stations/twin.yaml")
+    store = CalibrationStore(open_catalog(None, tmp_path), "twin")
     for step, age in ages_min.items():
         valid = {"optical": 3600, "microwave": 600, "efficiency": 600}[step]
         store.record(step, {"x": Result(1.0, "Hz", 0.1)}, run=f"runs/{step}.h5", valid_for_s=valid,
@@ -42,17 +42,18 @@ def decisions(steps, store, **kw) -> dict[str, tuple[bool, str]]:
 
 def test_store_round_trip_keeps_results_and_provenance(tmp_path: Path) -> None:
     store = store_with(tmp_path, {"optical": 5})
-    again = CalibrationStore(tmp_path, "stations/twin.yaml").latest("optical")
+    again = CalibrationStore(open_catalog(None, tmp_path), "twin").latest("optical")
     assert again.results == {"x": Result(1.0, "Hz", 0.1)}
     assert again.run == "runs/optical.h5"
     assert again.age_s(NOW) == pytest.approx(300)
-    assert json.loads((tmp_path / "calibrations.json").read_text())["stations/twin.yaml"]
-    assert CalibrationStore(tmp_path, "other.yaml").latest("optical") is None  # per station
-    assert store.path.name == "calibrations.json"
+    assert (tmp_path / "catalog.sqlite").is_file()
+    assert CalibrationStore(store.catalog, "other").latest("optical") is None  # per station
+    assert CalibrationStore(store.catalog, "twin", "D2").latest("optical") is None  # per device
 
 
 def test_everything_runs_on_a_new_station(tmp_path: Path) -> None:
-    got = decisions([efficiency, microwave, optical], CalibrationStore(tmp_path, "s"))
+    got = decisions([efficiency, microwave, optical],
+                    CalibrationStore(open_catalog(None, tmp_path), "s"))
     assert list(got) == ["optical", "microwave", "efficiency"]  # dependency order
     assert all(run for run, _ in got.values())
 
@@ -107,7 +108,8 @@ def test_require_names_what_to_run() -> None:
 
 
 def test_unreadable_store_is_reported_not_overwritten(tmp_path: Path) -> None:
-    (tmp_path / "calibrations.json").write_text("{not json")
-    with pytest.raises(ValueError, match="unreadable calibration store"):
-        CalibrationStore(tmp_path, "s").all()
-    assert (tmp_path / "calibrations.json").read_text() == "{not json"
+    (tmp_path / "catalog.sqlite").write_text("{not a database")
+    with pytest.raises(CatalogError, match="catalog sqlite:///.*catalog.sqlite: file is not a "
+                                           "database$"):
+        open_catalog(None, tmp_path)
+    assert (tmp_path / "catalog.sqlite").read_text() == "{not a database"

@@ -83,7 +83,7 @@ from typing import Any
 
 from hil.results import Result
 from hil.store.provenance import software_versions, writer_alive
-from hil.store.reader import RunRecord, open_run, run_state, summary
+from hil.store.reader import RunRecord, describe, open_run, run_state, summary
 from hil.store.schema import (
     DEFAULT_BUFFER_BYTES,
     DEFAULT_BUFFER_POINTS,
@@ -104,8 +104,8 @@ from hil.store.writer import RunWriter
 
 __all__ = ["DEFAULT_BUFFER_BYTES", "DEFAULT_BUFFER_POINTS", "DEFAULT_FLUSH_INTERVAL", "FINAL_STATUSES",
            "PLANNED", "POINT", "READ_RETRY_SECONDS", "SCHEMA_ATTR", "STATUSES", "Axis", "Column",
-           "PriorStep", "Result", "RunFileError", "RunRecord", "RunWriter", "StepWriter", "open_run",
-           "run_state", "software_versions", "summary", "writer_alive"]
+           "PriorStep", "Result", "RunFileError", "RunRecord", "RunWriter", "StepWriter", "describe",
+           "open_run", "run_state", "software_versions", "summary", "writer_alive"]
 
 _MODULES = ("schema", "layout", "steps", "writer", "flusher", "space", "reader", "integrity",
             "recovery", "provenance", "resume")

@@ -162,6 +162,29 @@ def result_json(result: Result) -> dict[str, Any]:
     return out
 
 
+def describe(path: str | os.PathLike[str]) -> dict:
+    """A run without its data, for indexing: root attributes (JSON ones decoded), ``state``, and
+    per step its attributes and results (``suspect`` only where a result has one). Reads no
+    dataset, so it costs milliseconds where :func:`open_run` reads every point."""
+    def read(f: h5py.File, where: Path, how: str) -> dict:
+        root = {k: v for k, v in _user_attrs(f.attrs).items() if k not in ("snapshot",
+                                                                            "snapshot_end")}
+        for key in ("metadata", "params", "writer"):
+            root[key] = _json_attr(f, key, where)
+        root["calls_done"] = list(_json_list(f.attrs.get("calls_done")))
+        for key in ("status", "experiment", "started"):
+            root[key] = _root_str(f, key, where)
+        steps = {}
+        for name, group in _step_groups(f):
+            attrs = _user_attrs(group.attrs)
+            results = {key: result_json(r) for key, r in _read_results(group).items()}
+            steps[name] = {"attrs": {k: v for k, v in attrs.items()
+                                     if not k.startswith(_RESULT_PREFIX)}, "results": results}
+        return {**root, "state": _state(root["status"], root["writer"]), "steps": steps}
+
+    return _read(path, read)
+
+
 def run_state(path: str | os.PathLike[str]) -> str:
     """The run's status, or ``interrupted`` / ``unknown`` for a ``running`` file (see RunRecord)."""
     return _read(path, lambda f, where, how: _state(_status(f, where, Damage()),

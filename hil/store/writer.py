@@ -72,6 +72,7 @@ class RunWriter:
                  snapshot: Mapping[str, Any], software: Mapping[str, Any] | None = None,
                  station_path: str | os.PathLike[str] | None = None,
                  params: Mapping[str, Any] | None = None,
+                 metadata: Mapping[str, Any] | None = None,
                  buffer_points: int = DEFAULT_BUFFER_POINTS,
                  buffer_bytes: int = DEFAULT_BUFFER_BYTES,
                  flush_interval: float = DEFAULT_FLUSH_INTERVAL,
@@ -104,6 +105,8 @@ class RunWriter:
             "calls_done": "[]",
             LAB_TIME_ATTR: 0.0,
         }
+        if metadata:  # device, sample, cooldown, operator, notes (hil.station.METADATA_KEYS)
+            root_attrs["metadata"] = _to_json(metadata)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         check_start(self.path, self._margin)
         try:
