@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from hil.calibration import CalibrationStore
+from hil.catalog import entry_from_file, open_catalog, station_name
 from hil.cli import main
 from hil.dash.app import create_app
 from hil.dash.source import FolderSource
@@ -131,7 +132,9 @@ def test_calibrations_show_age_and_staleness(tmp_path):
     station = tmp_path / "twin.yaml"
     station.write_text(STATION_YAML)
     write_run(tmp_path, "run1", station=station)
-    store = CalibrationStore(tmp_path, str(station.resolve()))
+    catalog = open_catalog(None, tmp_path)
+    catalog.index(entry_from_file(tmp_path / "run1.h5"))
+    store = CalibrationStore(catalog, station_name(STATION_YAML, str(station)))
     now = datetime.now(UTC)
     store.record("optical_resonance", {"wavelength_m": Result(1550e-9, "m", 1e-13)}, run="run1.h5",
                  valid_for_s=3600, finished=now - timedelta(hours=2))
@@ -159,10 +162,10 @@ def test_non_loopback_host_is_refused_with_exit_2(tmp_path):
     assert "not a loopback address" in result.output and "--allow-remote" in result.output
 
 
-def test_catalog_is_refused_until_it_exists(tmp_path):
+def test_a_catalog_url_that_cannot_work_is_refused_before_serving(tmp_path):
     result = CliRunner().invoke(main, ["dash", "--runs", str(tmp_path),
-                                       "--catalog", "sqlite:///runs/catalog.db"])
-    assert result.exit_code == 2 and "--catalog" in result.output
+                                       "--catalog", "nosuchdb://host/lab"])
+    assert result.exit_code == 2 and "nosuchdb://host/lab" in result.output
 
 
 def test_missing_runs_folder_is_a_user_error(tmp_path):

@@ -3,8 +3,8 @@
 :class:`RunSource` is all the web app knows about storage. :class:`FolderSource` implements it
 today by scanning a runs folder's ``*.h5`` files with the store's public reader (the same path
 ``hil show`` takes: a run being written is read in SWMR mode, a file whose writer was killed
-through the lenient path) and its ``calibrations.json`` with :class:`CalibrationStore`. A run
-catalog can implement the same interface without the app changing.
+through the lenient path) and the calibrations from the run catalog (:mod:`hil.catalog`: the
+folder's ``catalog.sqlite``, or ``--catalog URL``), read with :class:`CalibrationStore`.
 """
 
 from __future__ import annotations
@@ -112,8 +112,10 @@ class FolderSource:
     read, since a killed writer changes nothing on disk.
     """
 
-    def __init__(self, folder: Path, *, cache_size: int = 8, min_age_s: float = 0.5) -> None:
+    def __init__(self, folder: Path, *, catalog: str | None = None, cache_size: int = 8,
+                 min_age_s: float = 0.5) -> None:
         self.folder = Path(folder)
+        self.catalog_url = catalog
         if not self.folder.is_dir():
             raise FileNotFoundError(f"--runs {self.folder}: no such folder")
         self._lock = threading.Lock()
@@ -198,15 +200,25 @@ class FolderSource:
         return png if png.is_file() else None
 
     def calibrations(self) -> dict[str, dict[str, Calibration]]:
-        # Calibrations are keyed by the resolved station path (hil.runner.calibration_store).
-        stations = {str(Path(line.station).resolve()) for line in self.runs() if line.station}
-        out: dict[str, dict[str, Calibration]] = {}
-        for station in sorted(stations):
-            entries = CalibrationStore(self.folder, station).all()
-            if entries:
-                out[station] = entries
-        return out
+        """The calibrations in force per station and device (``"station"`` or
+        ``"station (device)"``), from the catalog; none when the folder has no catalog yet."""
+        from hil.catalog import CatalogError, CatalogMissing, open_catalog
 
+        try:
+            catalog = open_catalog(self.catalog_url, self.folder, create=False)
+        except (CatalogMissing, CatalogError):
+            return {}
+        try:
+            keys = sorted({(r["station"], str(r["metadata"].get("device", "")))
+                           for r in catalog.runs()})
+            out: dict[str, dict[str, Calibration]] = {}
+            for station, device in keys:
+                entries = CalibrationStore(catalog, station, device).all()
+                if entries:
+                    out[f"{station} ({device})" if device else station] = entries
+            return out
+        finally:
+            catalog.close()
 
 def _started_key(started: str) -> Any:
     try:
@@ -216,12 +228,11 @@ def _started_key(started: str) -> Any:
 
 
 def open_source(runs: Path, catalog: str | None = None) -> RunSource:
-    """The source ``hil dash`` reads: the runs folder, or the run catalog at ``catalog``.
-
-    The catalog (``hil.catalog``) is not part of this code base yet: ``--catalog`` is refused
-    with a clear message until a ``RunSource`` over it is added here.
-    """
+    """The source ``hil dash`` reads: the runs folder's files, and the calibrations from the
+    run catalog (``catalog``: a SQLAlchemy URL; default the folder's ``catalog.sqlite``).
+    A URL that cannot work (syntax, no driver) is refused here, before the page is served."""
     if catalog is not None:
-        raise ValueError(f"--catalog {catalog}: reading runs from a catalog is not available "
-                         f"in this version; use --runs DIR (the run files are the truth)")
-    return FolderSource(runs)
+        from hil.catalog import Catalog
+
+        Catalog(catalog).close()  # parses the URL and loads its driver; connects to nothing
+    return FolderSource(runs, catalog=catalog)

@@ -23,6 +23,7 @@ import pytest
 from rich.console import Console
 
 from hil.calibration import CalibrationStore, plan
+from hil.catalog import open_catalog
 from hil.experiment import Experiment
 from hil.results import Result
 from hil.runner import execute, snapshot_value
@@ -142,7 +143,7 @@ def test_a_calibration_whose_run_file_is_unreadable_is_stale(tmp_path):
     with RunWriter(good, experiment="optical_resonance", station_yaml="a: 1\n",
                    snapshot={}) as run:
         run.copy_results("optical_resonance", {"kappa": Result(1e9, "Hz", 1e7)})
-    store = CalibrationStore(tmp_path, "stations/twin.yaml")
+    store = CalibrationStore(open_catalog(None, tmp_path), "twin")
     store.record("optical_resonance", {"kappa": Result(1e9, "Hz", 1e7)}, run=str(good),
                  valid_for_s=3600)
     [decision] = plan([optical_resonance], store)
