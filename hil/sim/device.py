@@ -35,6 +35,7 @@ from hil.sim.scpi import (
     split_units,
     unquote,
 )
+from hil.sim.units import from_si, to_si
 
 log = logging.getLogger("hil.sim")
 
@@ -171,7 +172,9 @@ class SimDevice(Device):
             prop = properties.get(name)
             twin = definition.get("twin") if isinstance(definition.get("twin"), Mapping) else {}
             unit = definition.get("unit", twin.get("unit"))
-            common = dict(prop=prop, wire_unit=unit, default=definition.get("default"))
+            extra = {"modes": definition.get("modes") or {},
+                     "suffixes": definition.get("suffixes", True)}
+            common = dict(prop=prop, wire_unit=unit, default=definition.get("default"), extra=extra)
             getter, setter = definition.get("getter"), definition.get("setter")
             if getter:
                 self._add(Entry("get", getter["q"].strip(), "", (), reply_format=getter.get("r", "{}"),
@@ -417,6 +420,10 @@ class SimDevice(Device):
     # --- profile commands ------------------------------------------------------------------------
     def _dispatch(self, unit: Unit, entries: list[Entry]) -> bytes | None:
         problem: ScpiError | None = None
+        if unit.params and all(p.upper() in SPECIAL_CHOICES for p in unit.params):
+            # ``:WAV? MIN``: the setting's own limits (in the unit of its mode) before a
+            # dialogue a plain-pyvisa-sim profile spells for it.
+            entries = sorted(entries, key=lambda e: e.kind != "get")
         for entry in entries:
             try:
                 canonical = self._canonical(unit, entry)
@@ -432,7 +439,7 @@ class SimDevice(Device):
                 if response is None:
                     problem = problem or ScpiError(-224, unit.text.strip())
                     continue
-                if unit.query and response is not NoResponse:
+                if unit.query and response is not NoResponse and not entry.extra.get("modes"):
                     self._plan = canonical
                 return None if response is NoResponse else response
         if problem is not None:
@@ -460,12 +467,19 @@ class SimDevice(Device):
             extra = given[n:]
             if entry.kind == "dialogue":
                 return None if extra else _spell(entry, given)
-            if not extra:
+            mode = self._mode(entry)
+            if not extra and mode is None:
                 return _spell(entry, given)
-            if len(extra) == 1 and extra[0].upper() in SPECIAL_CHOICES and entry.prop is not None:
+            if not extra:
+                value = entry.prop.get_value()
+            elif len(extra) == 1 and extra[0].upper() in SPECIAL_CHOICES and entry.prop is not None:
                 value = self._special(entry, SPECIAL_CHOICES[extra[0].upper()])
+            else:
+                raise ScpiError(-108, unit.text.strip())
+            if mode is None:
                 return b"\x00reply:" + entry.reply_format.format(value).encode()
-            raise ScpiError(-108, unit.text.strip())
+            shown = from_si(mode["unit"], to_si(entry.wire_unit, value))
+            return b"\x00reply:" + mode.get("r", entry.reply_format).format(shown).encode()
         # a setter: fixed parameters first, then the value(s) for the slot
         if fixed and len(given) < len(fixed):
             return None
@@ -481,6 +495,15 @@ class SimDevice(Device):
         value = self._convert(entry, values)
         filled = list(given[:len(template) - 1]) + [value]
         return _spell(entry, tuple(filled))
+
+    def _mode(self, entry: Entry) -> Mapping[str, Any] | None:
+        """How another setting (Santec :SYST:COMM:COD, :POW:UNIT) changes this one's unit."""
+        for setting, by_value in entry.extra.get("modes", {}).items():
+            current = self._properties[setting].get_value()
+            mode = by_value.get(current, by_value.get(str(current)))
+            if mode is not None:
+                return mode
+        return None
 
     def _special(self, entry: Entry, word: str) -> Any:
         specs = getattr(entry.prop, "specs", None)
@@ -514,7 +537,13 @@ class SimDevice(Device):
                 raise ScpiError(-104, token)
             value = BOOLEANS[upper]
         else:
-            value = parse_numeric(token, entry.wire_unit)
+            mode = self._mode(entry)
+            if mode is None:
+                value = parse_numeric(token, entry.wire_unit,
+                                      suffix_allowed=entry.extra.get("suffixes", True))
+            else:  # the value in the unit the mode speaks, kept in the profile's unit
+                given = parse_numeric(token, mode["unit"], suffix_allowed=mode.get("suffixes", True))
+                value = from_si(entry.wire_unit, to_si(mode["unit"], given))
         if specs.type is int:
             value = int(round(value))
         if (specs.min is not None and value < specs.min) or (
