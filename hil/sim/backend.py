@@ -103,6 +103,11 @@ class SimVisaLibrary(highlevel.SimVisaLibrary):
 
     def _init(self) -> None:
         # Devices are built once a world is attached (see open_lab); pyvisa calls _init first.
+        # QCoDeS calls it again when the last instrument on the library closes, to reset
+        # plain pyvisa-sim's state: here that is a power-on reset, devices and world kept.
+        if getattr(self, "world", None) is not None:
+            self.reset()
+            return
         self.sessions = {}
         self.devices = Devices()
 
