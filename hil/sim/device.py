@@ -173,7 +173,7 @@ class SimDevice(Device):
             twin = definition.get("twin") if isinstance(definition.get("twin"), Mapping) else {}
             unit = definition.get("unit", twin.get("unit"))
             extra = {"modes": definition.get("modes") or {},
-                     "suffixes": definition.get("suffixes", True)}
+                     "suffixes": _flag(definition.get("suffixes", True))}
             common = dict(prop=prop, wire_unit=unit, default=definition.get("default"), extra=extra)
             getter, setter = definition.get("getter"), definition.get("setter")
             if getter:
@@ -272,9 +272,14 @@ class SimDevice(Device):
         """Bytes from the client; a complete message (ended by the query eom) is executed."""
         self._input_buffer.extend(data)
         eom = self._query_eom
-        if not self._input_buffer.endswith(eom):
+        if self._input_buffer.endswith(eom):
+            message = bytes(self._input_buffer[:-len(eom)] if eom else self._input_buffer)
+        elif eom.endswith(b"\n") and self._input_buffer.endswith(b"\n"):
+            # LF ends a message (488.2 7.5); a CR before it is white space, so an instrument
+            # that sends CR LF also takes a bare LF (Lake Shore's own package writes LF only).
+            message = bytes(self._input_buffer[:-1])
+        else:
             return
-        message = bytes(self._input_buffer[:-len(eom)] if eom else self._input_buffer)
         self._input_buffer = bytearray()
         reply = self._apply_fault(self.execute(message))
         if reply is not None and reply is not NoResponse:
@@ -542,7 +547,8 @@ class SimDevice(Device):
                 value = parse_numeric(token, entry.wire_unit,
                                       suffix_allowed=entry.extra.get("suffixes", True))
             else:  # the value in the unit the mode speaks, kept in the profile's unit
-                given = parse_numeric(token, mode["unit"], suffix_allowed=mode.get("suffixes", True))
+                given = parse_numeric(token, mode["unit"],
+                                      suffix_allowed=_flag(mode.get("suffixes", True)))
                 value = from_si(entry.wire_unit, to_si(mode["unit"], given))
         if specs.type is int:
             value = int(round(value))
@@ -590,6 +596,11 @@ class SimDevice(Device):
         if fault.count == 0:
             self.faults.popleft()
         return response
+
+
+def _flag(value: Any) -> bool:
+    """A profile's yes/no (pyvisa-sim's loader hands every value over as text)."""
+    return str(value).strip().lower() in ("true", "1", "yes", "on")
 
 
 def _text(token: str) -> str:

@@ -81,6 +81,8 @@ for _word in MNEMONICS.split():
 
 #: Nodes SCPI lets a client leave out, unless a profile says otherwise.
 DEFAULT_OPTIONAL = ("SOURce", "SENSe", "LEVel", "IMMediate", "AMPLitude")
+#: Optional nodes that stand at the root of a header (the others are optional below it).
+ROOT_DEFAULTS = {"SOUR", "SENS"}
 
 _WHITESPACE = "".join(chr(c) for c in range(0x21) if c != 0x0A)  # CR is white space too
 _NODE = re.compile(r"^([A-Za-z][A-Za-z_]*?)(\d*)$")
@@ -207,13 +209,15 @@ class HeaderIndex:
 
     def _essential(self, nodes: Iterable[Node], canonical: bool) -> tuple[Node, ...]:
         kept = []
-        for node in nodes:
+        for i, node in enumerate(nodes):
             word = node.word
+            # [:SOURce] and [:SENSe] are optional at the root only; [:LEVel], [:STATe]... below it.
+            droppable = {o for o in self.optional if (o in ROOT_DEFAULTS) == (i == 0)}
             if canonical and not self.exact:
                 word = _SHORT_OF_LONG.get(word, word)  # a profile that spells a long form
-                if word in self.optional:
+                if word in droppable:
                     continue
-            elif any(_word_matches(word, o) for o in self.optional):
+            elif any(_word_matches(word, o) for o in droppable):
                 continue
             kept.append(Node(word, None if node.suffix == 1 else node.suffix))
         return tuple(kept)
