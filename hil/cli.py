@@ -25,6 +25,16 @@ def default_station() -> Path:
     return local if local.is_file() else PROJECT_ROOT / "stations" / "twin.yaml"
 
 
+def _instrument_errors() -> tuple[type[BaseException], ...]:
+    """An instrument that refuses, times out or cannot be reached before a run starts: the
+    lab's to fix, told in one line (imported here: qcodes is slow to import)."""
+    from pyvisa.errors import VisaIOError
+
+    from instruments._scpi import InstrumentError
+
+    return (VisaIOError, InstrumentError, OSError)
+
+
 def _fail(message: str, code: int = 2) -> None:
     Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     sys.exit(code)
@@ -74,7 +84,7 @@ def run_command(experiment_name: str, station: Path | None, out: Path | None,
         if started and out.exists():
             # The run started: its file holds the data so far, status 'failed' and the traceback.
             _fail(f"run failed: {message}\n  data and traceback kept in {out} (status failed)", 1)
-        if isinstance(exc, USER_ERRORS):
+        if isinstance(exc, USER_ERRORS + _instrument_errors()):
             _fail(message)
         raise
     console.print(results_table(run.results))
