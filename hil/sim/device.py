@@ -143,6 +143,8 @@ class SimDevice(Device):
         self.esr = 0
         self.ese = 0
         self.sre = 0
+        #: What this device refused, oldest first: (message, code, text); bounded.
+        self.refused: deque[tuple[bytes, int, str]] = deque(maxlen=1000)
         self._plans: dict[bytes, bytes] = {}  # query message -> its canonical spelling
         self._plan: bytes | None = None
 
@@ -323,6 +325,7 @@ class SimDevice(Device):
     def _refuse(self, message: bytes, exc: ScpiError, unit: str | None = None) -> None:
         where = f" (unit {unit.strip()!r})" if unit is not None and unit.strip() != message.decode(
             "ascii", "replace").strip() else ""
+        self.refused.append((message, exc.code, exc.text))
         detail = f" [{exc.detail}]" if exc.detail else ""
         log.warning("%s: %r%s -> %d,\"%s\"%s", self.name, message, where, exc.code, exc.text, detail)
         self.push_error(exc.code, exc.text)
