@@ -103,10 +103,10 @@ class SimVisaLibrary(highlevel.SimVisaLibrary):
 
     def _init(self) -> None:
         # Devices are built once a world is attached (see open_lab); pyvisa calls _init first.
-        # QCoDeS calls it again when the last instrument on the library closes, to reset
-        # plain pyvisa-sim's state: here that is a power-on reset, devices and world kept.
+        # QCoDeS calls it again when the last instrument on the library closes, to reset plain
+        # pyvisa-sim's state: here the lab (devices and twin) outlives its clients, as a rack
+        # does; reset() is the explicit power-on.
         if getattr(self, "world", None) is not None:
-            self.reset()
             return
         self.sessions = {}
         self.devices = Devices()
