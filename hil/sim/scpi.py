@@ -212,7 +212,8 @@ class HeaderIndex:
         for i, node in enumerate(nodes):
             word = node.word
             # [:SOURce] and [:SENSe] are optional at the root only; [:LEVel], [:STATe]... below it.
-            droppable = {o for o in self.optional if (o in ROOT_DEFAULTS) == (i == 0)}
+            droppable = {o for o in self.optional if (o in ROOT_DEFAULTS) == (i == 0)
+                         and node.suffix in (None, 1)}  # SOURce2 is not the default source
             if canonical and not self.exact:
                 word = _SHORT_OF_LONG.get(word, word)  # a profile that spells a long form
                 if word in droppable:
