@@ -5,6 +5,11 @@ opened on a private copy of its profile with plain pyvisa-sim (``@sim``), so the
 stand on its own. Every gettable parameter is read; every settable one is set to a valid value
 different from its current one and read back. Whatever times out, fails to parse, is refused or
 does not read back is a gap.
+
+:func:`check_driver` (``hil profiles check --driver package.module:Class``) does the same for a
+lab's own driver of one of these models, on the twin-coupled simulation (``hil.sim``) with its
+SCPI grammar, and also lists every command the simulation did not understand with its error
+code: what the lab checks before the cooldown.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.resources
 import inspect
+import logging
 import math
 import shutil
 import tempfile
@@ -20,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyvisa
 import yaml
 from qcodes.instrument import InstrumentBase, VisaInstrument
 from qcodes.parameters import Parameter, ParameterBase
@@ -73,15 +80,91 @@ def check(model: str, folder: Path | None = None) -> list[ModelReport]:
         with tempfile.TemporaryDirectory() as folder:
             copy = Path(folder) / profile.name
             shutil.copyfile(profile, copy)
-            reports.append(_check_driver(model, cls, address, f"{copy}@sim"))
+            reports.append(_check_driver(model, cls, lambda name, cls=cls, copy=copy: cls(
+                name, address, visalib=f"{copy}@sim", timeout=QUERY_TIMEOUT_S)))
     return reports
 
 
-def _check_driver(model: str, cls: type[VisaInstrument], address: str, visalib: str) -> ModelReport:
+def load_driver(spec: str) -> type[VisaInstrument]:
+    """``package.module:Class`` -> the class; ValueError naming what is wrong."""
+    module_name, _, class_name = spec.partition(":")
+    if not module_name or not class_name:
+        raise ValueError(f"--driver {spec!r}: must be package.module:Class, e.g. "
+                         f"qcodes.instrument_drivers.Keysight:KeysightN5183B")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"--driver {spec!r}: cannot import {module_name}: {exc}") from None
+    cls = getattr(module, class_name, None)
+    if not (inspect.isclass(cls) and issubclass(cls, VisaInstrument)):
+        raise ValueError(f"--driver {spec!r}: {module_name} has no VisaInstrument class "
+                         f"{class_name}")
+    return cls
+
+
+def guess_model(cls: type) -> str:
+    """The profile whose model number the driver's name carries (``KeysightN5183B`` ->
+    ``keysight_n5183b``); ValueError if none or several do."""
+    text = f"{cls.__module__}.{cls.__name__}".lower().replace("_", "")
+    found = [m for m in models() if m.rsplit("_", 1)[-1] in text]
+    if len(found) != 1:
+        raise ValueError(f"cannot tell which model {cls.__name__} drives "
+                         f"({', '.join(found) or 'no profile matches'}); give --model, one of: "
+                         f"{', '.join(models())}")
+    return found[0]
+
+
+def check_driver(spec: str, model: str | None = None, folder: Path | None = None) -> ModelReport:
+    """Run a lab's own driver ``spec`` on our simulation of ``model`` (the twin-coupled lab,
+    with the profiles of ``folder`` where it has them): every get, every set read back, and
+    every command the simulation did not understand (its bytes and error code)."""
+    cls = load_driver(spec)
+    model = model or guess_model(cls)
+    if model not in models():
+        raise ValueError(f"--model {model!r}: no such profile; models: {', '.join(models())}")
+    from hil.sim.backend import open_lab  # the simulation, only for this check
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in profile_dir().glob("*.yaml"):
+            shutil.copyfile(path, Path(tmp) / path.name)
+        if folder is not None and (folder / f"{model}.yaml").is_file():
+            shutil.copyfile(folder / f"{model}.yaml", Path(tmp) / f"{model}.yaml")
+        library = open_lab(Path(tmp) / "lab.yaml")
+        quiet = logging.getLogger("hil.sim")  # the report lists what it would log
+        level, quiet.level = quiet.level, logging.ERROR
+        lab = yaml.safe_load((Path(tmp) / "lab.yaml").read_text())
+        address = next(a for a, r in lab["resources"].items() if r.get("filename") == f"{model}.yaml")
+        device = library.device(address)
+        manager = pyvisa.ResourceManager(library)
+
+        def connect(name: str) -> VisaInstrument:
+            resource = manager.open_resource(address)
+            try:
+                return cls(name, resource=resource, timeout=QUERY_TIMEOUT_S)
+            except TypeError as exc:
+                if "address" not in str(exc):
+                    raise
+                return cls(name, None, resource=resource, timeout=QUERY_TIMEOUT_S)
+
+        try:
+            report = _check_driver(model, cls, connect)
+        finally:
+            quiet.setLevel(level)
+    seen = set()
+    for message, code, text in device.refused:
+        if message not in seen:
+            seen.add(message)
+            report.gaps.append(f"not understood: {message.decode('ascii', 'replace')!r} -> "
+                               f"{code},\"{text}\"")
+    report.driver = spec
+    return report
+
+
+def _check_driver(model: str, cls: type[VisaInstrument], connect) -> ModelReport:
     report = ModelReport(model=model, driver=f"{cls.__module__}.{cls.__name__}")
     name = f"profile_check_{model}"
     try:
-        instrument = cls(name, address, visalib=visalib, timeout=QUERY_TIMEOUT_S)
+        instrument = connect(name)
     except Exception as exc:
         report.gaps.append(f"driver could not start on the profile: {_one_line(exc)}")
         return report
@@ -211,4 +294,4 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
 
 
-__all__ = ["ModelReport", "check", "driver_classes", "models"]
+__all__ = ["ModelReport", "check", "check_driver", "driver_classes", "models"]

@@ -20,6 +20,8 @@ a read sends the same canonical text as one set from Python.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Unpack
 
@@ -29,12 +31,11 @@ from qcodes.instrument import (
     InstrumentBaseKWArgs,
     InstrumentChannel,
     InstrumentModule,
-    VisaInstrument,
 )
 from qcodes.parameters import Group, GroupParameter, Parameter
 from qcodes.validators import Enum, Ints, MultiType, Numbers, Strings
 
-from instruments._scpi import InstrumentError, set_all
+from instruments._scpi import InstrumentError, RecoveringInstrument, StaleErrorWarning, set_all
 
 if TYPE_CHECKING:
     from qcodes.instrument import VisaInstrumentKWArgs
@@ -444,7 +445,7 @@ class LakeShore372StillHeater(_LakeShore372Output):
         """Present analog output in percent of full scale."""
 
 
-class LakeShore372(VisaInstrument):
+class LakeShore372(RecoveringInstrument):
     """Lake Shore Model 372 AC resistance bridge with the 3716 scanner (inputs 1..16).
 
     Inputs are ``ch01`` .. ``ch16`` (also ``channels[0]`` .. ``channels[15]``); outputs are
@@ -463,8 +464,6 @@ class LakeShore372(VisaInstrument):
         if not 1 <= mxc_channel <= N_CHANNELS:
             raise ValueError(f"mxc_channel must be 1..{N_CHANNELS}, got {mxc_channel}")
         super().__init__(name, address, **kwargs)
-        # Clear event bits an earlier client left, so they are not blamed on our first write.
-        self.ask(self.esr_query)
 
         channels = ChannelList(self, "channels", LakeShore372Channel, snapshotable=False)
         for number in range(1, N_CHANNELS + 1):
@@ -510,6 +509,16 @@ class LakeShore372(VisaInstrument):
         """Sample heater power (same as ``sample_heater.power``; not re-read by snapshots)."""
 
         self.connect_message()
+
+    def on_connect(self) -> None:
+        """Clear the event bits an earlier client left (reported, not blamed on our first write)."""
+        reply = self.ask_raw(self.esr_query).strip()
+        bits = [name for bit, name in ESR_ERROR_BITS if reply.isdigit() and int(reply) & bit]
+        if bits:
+            message = (f"{self.name}: {self.esr_query} was {reply} ({', '.join(bits)}) at connect "
+                       f"(left by an earlier client; cleared)")
+            logging.getLogger(__name__).warning(message)
+            warnings.warn(message, StaleErrorWarning, stacklevel=2)
 
     def write_raw(self, cmd: str) -> None:
         """Send ``cmd``, then raise :class:`InstrumentError` if ``*ESR?`` shows it was refused."""

@@ -22,6 +22,7 @@ IDN = "Keysight Technologies,E5080B,MY59200001,A.15.20.07"
 write = scpi_write  # the E5080B's error query and empty-queue reply are scpi_write's defaults
 
 INIT: list[Exchange] = [
+    ("SYST:ERR?", NO_ERROR),  # at connect: what an earlier client left
     ("SYST:CAP:FREQ:MIN?", "+9.00000000000E+03"),
     ("SYST:CAP:FREQ:MAX?", "+2.00000000000E+10"),
     ("FORM:DATA?", "ASC,0"),
@@ -29,6 +30,7 @@ INIT: list[Exchange] = [
 ]
 
 INIT_BINARY: list[Exchange] = [
+    ("SYST:ERR?", NO_ERROR),
     ("SYST:CAP:FREQ:MIN?", "+9.00000000000E+03"),
     ("SYST:CAP:FREQ:MAX?", "+2.00000000000E+10"),
     ("FORM:DATA?", "REAL,64"),

@@ -30,8 +30,9 @@ def write(command: str) -> list[Exchange]:
 
 
 def init_traffic(options: str = OPTIONS) -> list[Exchange]:
-    """The qcodes base reads the options, then connect_message reads *IDN?; nothing is written."""
-    return [("*OPT?", options), ("*IDN?", IDN)]
+    """The error queue an earlier client may have left is drained at connect; then the qcodes
+    base reads the options and connect_message reads *IDN?; nothing is written."""
+    return [("SYST:ERR?", NO_ERROR), ("*OPT?", options), ("*IDN?", IDN)]
 
 
 INIT = init_traffic()
@@ -49,7 +50,7 @@ def test_init_reads_options_and_sets_ranges() -> None:
         assert mw.has_pulse_modulation
         assert mw.visa_handle.write_termination == "\n"
         assert mw.visa_handle.read_termination == "\n"
-        assert mw.visa_handle.written == [b"*OPT?\n", b"*IDN?\n"]
+        assert mw.visa_handle.written == [b"SYST:ERR?\n", b"*OPT?\n", b"*IDN?\n"]
 
 
 def test_idn_is_parsed() -> None:
@@ -72,7 +73,7 @@ def test_frequency_range_follows_the_frequency_option(options: str, max_frequenc
 def test_no_frequency_option_is_refused_at_init() -> None:
     with (
         pytest.raises(RuntimeError, match="frequency option"),
-        expected_protocol(KeysightN5183B, [("*OPT?", '"1E1,UNW"')]),
+        expected_protocol(KeysightN5183B, [("SYST:ERR?", NO_ERROR), ("*OPT?", '"1E1,UNW"')]),
     ):
         pass
 

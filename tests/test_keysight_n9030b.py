@@ -27,6 +27,7 @@ def write(command: str) -> list[Exchange]:
 
 def init(options: str = '"526,B40,EA3,P26"', data_format: str = "ASC") -> list[Exchange]:
     return [
+        (":SYST:ERR?", NO_ERROR),  # at connect: what an earlier client left
         ("*OPT?", options),
         (":INST:SEL?", "SA"),
         (":CONF?", "SAN"),
@@ -70,6 +71,7 @@ def test_init_selects_nothing_when_already_in_swept_sa() -> None:
 
 def test_init_switches_to_sa_mode_and_swept_sa_measurement() -> None:
     transcript = [
+        (":SYST:ERR?", NO_ERROR),
         ("*OPT?", '"544"'),
         (":INST:SEL?", "PNOISE"), *write(":INST:SEL SA"),
         (":CONF?", "ACP"), *write(":CONF:SAN"),
@@ -102,7 +104,7 @@ def test_unknown_frequency_option_is_refused_clearly() -> None:
     with (
         pytest.raises(InstrumentError, match=r"no known frequency option in \*OPT\? "
                                              r"\('B40', 'EA3'\)"),
-        expected_protocol(KeysightN9030B, [("*OPT?", '"B40,EA3"')]),
+        expected_protocol(KeysightN9030B, [(":SYST:ERR?", NO_ERROR), ("*OPT?", '"B40,EA3"')]),
     ):
         pass
 

@@ -526,6 +526,7 @@ def test_profile_twin_keys() -> None:
         "still_heater_range": {"state": "still_heater_range", "unit": "1"},
         "sample_heater_mout": {"state": "sample_heater_mout", "unit": "1"},
         "sample_heater_output": {"reading": "sample_heater_power_w", "unit": "W"},
+        "sample_heater_output_q": {"reading": "sample_heater_power_w", "unit": "W"},  # HTR? 0
         "still_heater": {"state": "still_heater_percent", "unit": "1"},
     }
     assert {spec["unit"] for spec in twin.values()} <= set(KNOWN_UNITS)

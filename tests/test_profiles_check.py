@@ -56,3 +56,32 @@ def test_unknown_model_is_a_user_error() -> None:
     result = CliRunner().invoke(main, ["profiles", "check", "acme_9000"])
     assert result.exit_code == 2
     assert "unknown model(s) acme_9000" in result.output
+
+
+# --- hil profiles check --driver: a lab's own driver on the simulation --------------------------
+def test_a_third_party_driver_passes_on_the_simulation_of_its_model() -> None:
+    result = CliRunner().invoke(main, ["profiles", "check", "--driver",
+                                       "qcodes.instrument_drivers.Keysight:KeysightN5183B"])
+    assert result.exit_code == 0, result.output
+    assert "keysight_n5183b" in result.output and "ok" in result.output
+
+
+def test_driver_check_names_the_command_a_broken_profile_lacks_with_its_code(tmp_path: Path) -> None:
+    text = (PROFILES / "keysight_n5183b.yaml").read_text()
+    assert text.count('q: "SOUR:POW:ALC?"') == 1
+    (tmp_path / "keysight_n5183b.yaml").write_text(text.replace('q: "SOUR:POW:ALC?"',
+                                                                'q: "SOUR:POW:ALCX?"'))
+    result = CliRunner().invoke(main, ["profiles", "check", "--driver",
+                                       "instruments.keysight_n5183b:KeysightN5183B",
+                                       "--model", "keysight_n5183b", "--profiles", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "not understood: 'SOUR:POW:ALC?' -> -113,\"Undefined header\"" in result.output
+
+
+def test_driver_check_refuses_a_bad_spec_in_one_line() -> None:
+    for args in (["--driver", "nonsense"], ["--driver", "no.such.module:Cls"],
+                 ["--driver", "qcodes.instrument_drivers.Keysight:NoSuchDriver"],
+                 ["--driver", "instruments.keysight_n5183b:KeysightN5183B", "--model", "acme"]):
+        result = CliRunner().invoke(main, ["profiles", "check", *args])
+        assert result.exit_code == 2, (args, result.output)
+        assert result.output.startswith("error:") and "Traceback" not in result.output

@@ -25,6 +25,7 @@ def write(command: str) -> list[Exchange]:
 
 
 INIT: list[Exchange] = [
+    (":SYST:ERR?", NO_ERROR),  # at connect: what an earlier client left
     *write(":SYST:COMM:COD 0"),
     *write(":POW:UNIT 0"),
     (":WAV? MIN", "1480.0000"),

@@ -21,6 +21,7 @@ IDN = "Thorlabs,PM100D,P0012345,1.6.0"
 def init_traffic(wav_min: str = "8.000000E+02", wav_max: str = "1.700000E+03") -> list[Exchange]:
     """Init traffic; the wavelength range is that of the sensor head plugged in."""
     return [
+        ("SYST:ERR?", NO_ERROR),  # at connect: what an earlier client left
         *scpi_write("SENS:POW:DC:UNIT W"),
         ("SENS:CORR:WAV? MIN", wav_min),
         ("SENS:CORR:WAV? MAX", wav_max),
@@ -39,7 +40,7 @@ def test_init_traffic_sets_watts_and_reads_sensor_range() -> None:
         assert pm.wavelength.vals.valid_values == (800e-9, 1700e-9)
         assert pm.visa_handle.write_termination == "\n"
         assert pm.visa_handle.read_termination == "\n"
-        assert pm.visa_handle.written[0] == b"SENS:POW:DC:UNIT W\n"
+        assert pm.visa_handle.written[:2] == [b"SYST:ERR?\n", b"SENS:POW:DC:UNIT W\n"]
 
 
 def test_wavelength_range_follows_the_sensor_head() -> None:

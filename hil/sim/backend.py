@@ -8,7 +8,7 @@ exactly as plain ``@sim`` would, then every property carrying a ``twin:`` key is
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +103,11 @@ class SimVisaLibrary(highlevel.SimVisaLibrary):
 
     def _init(self) -> None:
         # Devices are built once a world is attached (see open_lab); pyvisa calls _init first.
+        # QCoDeS calls it again when the last instrument on the library closes, to reset plain
+        # pyvisa-sim's state: here the lab (devices and twin) outlives its clients, as a rack
+        # does; reset() is the explicit power-on.
+        if getattr(self, "world", None) is not None:
+            return
         self.sessions = {}
         self.devices = Devices()
 
@@ -131,6 +136,7 @@ class SimVisaLibrary(highlevel.SimVisaLibrary):
             if slot is not None:
                 profile = resource.get("filename") or path
                 _bind_properties(device, device_dict, slot, world, f"{profile}: devices.{device_name}")
+            device.index_profile(device_dict)
             device.remember_defaults()
             self.devices.add_device(to_canonical_name(resource_name), device)
 
@@ -181,22 +187,7 @@ def _build_device(name: str, device_dict: Mapping[str, Any], loader: parser.Load
     for channel_name, channel in device_dict.get("channels", {}).items():
         device.add_channels(channel_name,
                             parser.get_channel(device, channel_name, channel, loader, resource))
-    device.spellings = list(_query_strings(device_dict))
-    device.scpi_matching = str(device_dict.get("scpi_matching", "true")).lower() != "false"
     return device
-
-
-def _query_strings(node: Any) -> Iterator[str]:
-    """Every ``q:`` string of a device definition: the commands it answers, as spelled there."""
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            if key == "q" and isinstance(value, str):
-                yield value.strip()
-            else:
-                yield from _query_strings(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _query_strings(item)
 
 
 def _bind_properties(device: SimDevice, device_dict: Mapping[str, Any], slot: str, world: TwinLab,

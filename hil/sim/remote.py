@@ -33,6 +33,8 @@ from hil.clock import interruptible_sleep
 
 #: Control replies are one line; a line longer than this is a broken server.
 MAX_REPLY = 1 << 20
+#: A device clear on a raw socket drains until the line has been quiet this long (as pyvisa-py).
+CLEAR_QUIET_S = 0.1
 
 
 class TwinServerError(ConnectionError):
@@ -242,10 +244,22 @@ class PyVisaLibrary(pyvisa_py_highlevel.PyVisaLibrary):
             return 0, self.handle_return_value(session, StatusCode.error_connection_lost)
 
     def clear(self, session):
-        # pyvisa-py's clear drains the socket until it is quiet, which a closed socket never is.
-        if _peer_closed(getattr(self.sessions.get(session), "interface", None)):
+        """pyvisa-py's socket clear (drain until 100 ms of quiet), but an end of file is a lost
+        connection: pyvisa-py would read a closed socket's empty reads forever."""
+        sess = self.sessions.get(session)
+        sock = getattr(sess, "interface", None)
+        if not isinstance(sock, socket.socket):
+            return super().clear(session)
+        pending = getattr(sess, "_pending_buffer", None)
+        if pending is not None:
+            pending.clear()
+        try:
+            while select.select([sock], [], [], CLEAR_QUIET_S)[0]:
+                if not sock.recv(65536):
+                    return self.handle_return_value(session, StatusCode.error_connection_lost)
+        except OSError:
             return self.handle_return_value(session, StatusCode.error_connection_lost)
-        return super().clear(session)
+        return self.handle_return_value(session, StatusCode.success)
 
 
 def pyvisa_py_library() -> PyVisaLibrary:

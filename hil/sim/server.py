@@ -437,7 +437,9 @@ class TwinServer:
                 return "dropped: the instrument is disconnected (injected fault)"
             return None
 
-        lines = self._lines(conn, ep.write_termination, alive)
+        # LF ends a message wherever the profile's termination ends in LF (CR is white space).
+        terminator = b"\n" if ep.write_termination.endswith(b"\n") else ep.write_termination
+        lines = self._lines(conn, terminator, alive)
         while True:
             try:
                 message = next(lines)
