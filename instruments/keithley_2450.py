@@ -41,10 +41,6 @@ class Keithley2450(ScpiInstrument):
     def __init__(self, name: str, address: str | None = None,
                  **kwargs: Unpack[VisaInstrumentKWArgs]) -> None:
         super().__init__(name, address, **kwargs)
-        language = self.ask("*LANG?").strip()
-        if language != "SCPI":
-            raise InstrumentError(f"{name}: the 2450 is in {language!r} command mode; send '*LANG SCPI' "
-                                  "and power-cycle it (the driver speaks SCPI only)")
         self.write(":SOUR:FUNC VOLT")
         self.write(':SENS:FUNC "CURR"')
 
@@ -119,6 +115,15 @@ class Keithley2450(ScpiInstrument):
         """One current measurement through the load (the crystal's leakage)."""
 
         self.connect_message()
+
+    def on_connect(self) -> None:
+        """Refuse a unit left in TSP mode before any SCPI (even the error-queue drain) is sent:
+        it would not answer SCPI at all."""
+        language = self.ask_raw("*LANG?").strip()
+        if language != "SCPI":
+            raise InstrumentError(f"{self.name}: the 2450 is in {language!r} command mode; send "
+                                  "'*LANG SCPI' and power-cycle it (the driver speaks SCPI only)")
+        super().on_connect()
 
     def enable_output(self) -> None:
         """Connect the source to the terminals at the set voltage."""

@@ -27,6 +27,7 @@ def write(command: str) -> list[Exchange]:
 
 INIT: list[Exchange] = [
     ("*LANG?", "SCPI"),
+    (ERR, NO_ERROR),  # at connect: what an earlier client left
     *write(":SOUR:FUNC VOLT"),
     *write(':SENS:FUNC "CURR"'),
     ("*IDN?", IDN),
@@ -36,7 +37,8 @@ INIT: list[Exchange] = [
 # --- transcripts -------------------------------------------------------------------------------
 def test_init_checks_scpi_mode_and_selects_voltage_source_current_sense() -> None:
     with expected_protocol(Keithley2450, [*INIT, ("*IDN?", IDN)], name="smu") as smu:
-        assert smu.visa_handle.written[:3] == [b"*LANG?\n", b":SOUR:FUNC VOLT\n", b":SYST:ERR?\n"]
+        assert smu.visa_handle.written[:4] == [b"*LANG?\n", b":SYST:ERR?\n", b":SOUR:FUNC VOLT\n",
+                                               b":SYST:ERR?\n"]
         assert smu.get_idn()["model"] == "2450"  # QCoDeS strips the "MODEL " prefix
 
 
