@@ -788,12 +788,13 @@ def test_a_suspect_result_and_the_lab_time_reach_the_file_show_and_the_exit_code
 
 def test_a_copied_calibration_keeps_its_suspect_flag(tmp_path):
     from hil.calibration import CalibrationStore
+    from hil.catalog import open_catalog
 
     doubt = "only 3 points in the linewidth"
-    store = CalibrationStore(tmp_path, "stations/twin.yaml")
+    store = CalibrationStore(open_catalog(None, tmp_path), "twin")
     store.record("optical", {"kappa": Result(1e9, "Hz", 1e7, suspect=doubt),
                              "center": Result(1.55e-6, "m")}, run="runs/a.h5", valid_for_s=3600)
-    kept = CalibrationStore(tmp_path, "stations/twin.yaml").latest("optical").results
+    kept = CalibrationStore(open_catalog(None, tmp_path), "twin").latest("optical").results
     assert kept["kappa"].suspect == doubt and kept["center"].suspect is None
     path = tmp_path / "run.h5"
     with new_run(path) as run:
