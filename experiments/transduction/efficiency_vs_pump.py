@@ -28,6 +28,12 @@ from typing import Annotated
 
 import numpy as np
 
+from experiments.transduction.coupling import (
+    OVER,
+    correct_optical_resonance,
+    extrapolated,
+    resolve_coupling,
+)
 from experiments.transduction.params import (
     CONVERSION_POINTS,
     CONVERSION_SPAN,
@@ -58,6 +64,7 @@ from experiments.transduction.pump import (
 )
 from experiments.transduction.pump_detuning import measure_pump_detuning
 from experiments.transduction.vna import conversion_measured, conversion_spectra, conversion_windows
+from hil.analysis.checks import agree, fit_quality, flag_all, not_above
 from hil.analysis.efficiency import fit_slope
 from hil.analysis.transducer import conversion_efficiency, g0_from_cooperativity_slope
 from hil.experiment import step
@@ -125,25 +132,40 @@ def efficiency_vs_pump(
 
     # -- analysis ------------------------------------------------------------------------------
     chip_w = on_chip_peak_w(data["monitor_power"], priors.chip_per_monitor, duty)
-    spectra = conversion_spectra(data, main, reference, priors, delta_p)
-    coop = np.array([p.cooperativity for p in spectra])
-    coop_err = np.array([p.cooperativity_err for p in spectra])
-    slope = fit_slope(chip_w * factor, coop, coop_err)  # C = k L P, k at zero detuning
+    regime = resolve_coupling(priors, lambda p: _cooperativity_slope(
+        conversion_spectra(data, main, reference, p, delta_p), chip_w * factor))
+    if regime.changed:
+        run.event("coupling", f"{STEP}: {regime.note}")
+        correct_optical_resonance(run, regime)
+    priors = regime.priors
+    spectra, slope = regime.spectra, regime.slope
     k = slope.slope
     k_rel = math.hypot(slope.stderr / k, pump.factor_err / factor,
                        priors.rel_err.get("chip_per_monitor", 0.0))
     r = priors.rel_err
+    rates = priors.rates
     g0 = g0_from_cooperativity_slope(k, rates, priors.pump_frequency_hz)
     g0_rel = 0.5 * math.sqrt(k_rel ** 2 + 9 * r["kappa_o_hz"] ** 2 + r["kappa_m_hz"] ** 2
                              + r["kappa_o_ex_hz"] ** 2 + r["wavelength_m"] ** 2)
     eta_max, eta_max_err = eta_max_with_error(priors)
+    c_reached = float(max(p.cooperativity for p in spectra))
     results = {
         "g0_hz": Result(g0, "Hz", g0 * g0_rel),
         "p_c1_w": Result(1 / k, "W", k_rel / k),
         "eta_max": Result(eta_max, "", eta_max_err),
+        "kappa_o_ex_hz": Result(rates.kappa_o_ex_hz, "Hz",
+                                rates.kappa_o_ex_hz * r["kappa_o_ex_hz"]),
+        "optical_over_coupled": Result(1.0 if regime.verdict.chosen == OVER else 0.0, ""),
         "pump_detuning_hz": Result(delta_p, "Hz", pump.detuning_err),
         "c_fit_chi2_reduced": Result(slope.chi2_reduced, "", None),
+        "c_reached": Result(c_reached, ""),
+        "eta_max_extrapolated": Result(extrapolated(c_reached), ""),
     }
+    dof = max(len(spectra) - 1, 1)
+    flag_all(results, ("g0_hz", "p_c1_w"), fit_quality(slope.chi2_reduced, dof, "C = P / P_C1"))
+    flag_all(results, ("g0_hz", "p_c1_w", "eta_max", "kappa_o_ex_hz"),
+             regime.verdict.reason("optical coupling regime (dip depth alone is symmetric in "
+                                   "kappa_o_ex <-> kappa_o_0)"), priors.suspect)
     run.record_results(STEP, results)
 
     eta_f_m = np.array([p.eta_at_f_m() for p in spectra])
@@ -175,6 +197,14 @@ def efficiency_vs_pump(
             "chip_per_monitor", 0.0)),
         "cooperativity": Result(spectrum.cooperativity, "", spectrum.cooperativity_err),
     }
+    # The physics across steps: eta_total <= eta_max (4C/(1+C)^2 <= 1), and the C of this
+    # spectrum against the C the sweep's slope predicts at this pump power (physics.md §1.3).
+    predicted_c = k * factor * operating_chip_w
+    flag_all(bidirectional, ("eta_total",), not_above(
+        eta_total, eta_total_err, eta_max, eta_max_err, "eta_total", "eta_max = eta_o eta_m"))
+    flag_all(bidirectional, ("cooperativity",), agree(
+        spectrum.cooperativity, spectrum.cooperativity_err, predicted_c, predicted_c * k_rel,
+        "C at the operating power vs C = P / P_C1 from the sweep"), priors.suspect)
     run.record_results(BIDIRECTIONAL, bidirectional)
     offsets_mhz = spectrum.offsets_hz / 1e6
     save_series_plot(
@@ -187,3 +217,10 @@ def efficiency_vs_pump(
         note=(f"η_tot(f_m) = {eta_total:.4f} ± {eta_total_err:.4f}\n"
               f"P_chip = {operating_chip_w * 1e3:.4g} mW peak"))
     return results
+
+
+def _cooperativity_slope(spectra, pump_w):
+    """The spectra's C against the on-chip pump (times the detuning factor): C = k P."""
+    coop = np.array([p.cooperativity for p in spectra])
+    coop_err = np.array([p.cooperativity_err for p in spectra])
+    return spectra, fit_slope(pump_w, coop, coop_err)
