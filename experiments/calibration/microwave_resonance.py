@@ -15,6 +15,7 @@ import numpy as np
 from qcodes.parameters import Parameter, ParameterWithSetpoints
 from qcodes.validators import Arrays
 
+from hil.analysis.checks import flag_all, inside
 from hil.analysis.reflection import fit_reflection
 from hil.experiment import step
 from hil.parameters import Param, check_value, role_range, settable_range, within
@@ -105,6 +106,8 @@ def microwave_resonance(
                                20 / np.log(10) * fit.amplitude_err / abs(fit.amplitude)),
         "delay_s": Result(fit.delay, "s", fit.delay_err),
     }
+    flag_all(results, tuple(results), inside(fit.f_r, f[0], f[-1], "f_m", "Hz"),
+             inside(fit.kappa, 0.0, f[-1] - f[0], "kappa_m (the window's width)", "Hz"))
     run.record_results(STEP, results)
 
     dense = np.linspace(f[0], f[-1], 2000)

@@ -13,6 +13,7 @@ from typing import Annotated
 import numpy as np
 from scipy.constants import c as SPEED_OF_LIGHT
 
+from hil.analysis.checks import flag_all, inside, residual_structure
 from hil.analysis.lorentzian import fit_dip
 from hil.experiment import step
 from hil.parameters import Check, Param, role_power_w, role_range, within
@@ -86,6 +87,9 @@ def optical_resonance(
         "kappa_o_ex_hz": Result(kappa_ex, "Hz", kappa_ex_err),
         "min_transmission": Result(fit.min_transmission, "", fit.depth_err),
     }
+    flag_all(results, tuple(results),
+             residual_structure(fine["power"] - fit.model(freq), "optical dip fit"),
+             inside(fit.center, freq.min(), freq.max(), "optical resonance frequency", "Hz"))
     run.record_results("optical_resonance", results)
 
     detuning_mhz = (freq - fit.center) / 1e6

@@ -33,7 +33,7 @@ from experiments.transduction.params import (
     POWERS,
     Param,
 )
-from experiments.transduction.priors import load_priors
+from experiments.transduction.priors import LINEWIDTHS, load_priors
 from experiments.transduction.pump import (
     check_wavelength,
     duty_cycle,
@@ -45,6 +45,7 @@ from experiments.transduction.pump import (
     start_pump,
 )
 from experiments.transduction.pump_detuning import measure_pump_detuning
+from hil.analysis.checks import flag_all
 from hil.analysis.noise import added_noise as added_noise_of
 from hil.analysis.noise import internal_bath, output_occupancy
 from hil.analysis.transducer import Rates, s_element
@@ -157,6 +158,9 @@ def added_noise(
         "cooperativity": Result(float(coop[i_op]), "", float(coop[i_op]) * c_rel),
         "mxc_temperature_k": Result(t_mc, "K", None),
     }
+    flag_all(results, ("pump_power_w",), priors.doubt("chip_per_monitor"))
+    flag_all(results, tuple(results), priors.doubt(*LINEWIDTHS), p_c1.suspect and (
+        f"built on suspect efficiency_vs_pump.p_c1_w ({p_c1.suspect})"))
     run.record_results(STEP, results)
 
     n_add = np.array([r["n_add"] for r in rows])

@@ -50,7 +50,7 @@ from experiments.transduction.params import (
     VNA_POWER,
     Param,
 )
-from experiments.transduction.priors import eta_max_with_error, load_priors
+from experiments.transduction.priors import LINEWIDTHS, eta_max_with_error, load_priors
 from experiments.transduction.pump import (
     check_wavelength,
     duty_cycle,
@@ -165,7 +165,9 @@ def efficiency_vs_pump(
     flag_all(results, ("g0_hz", "p_c1_w"), fit_quality(slope.chi2_reduced, dof, "C = P / P_C1"))
     flag_all(results, ("g0_hz", "p_c1_w", "eta_max", "kappa_o_ex_hz"),
              regime.verdict.reason("optical coupling regime (dip depth alone is symmetric in "
-                                   "kappa_o_ex <-> kappa_o_0)"), priors.suspect)
+                                   "kappa_o_ex <-> kappa_o_0)"))
+    flag_all(results, ("g0_hz", "p_c1_w"), priors.doubt())
+    flag_all(results, ("eta_max",), priors.doubt(*LINEWIDTHS))
     run.record_results(STEP, results)
 
     eta_f_m = np.array([p.eta_at_f_m() for p in spectra])
@@ -204,7 +206,9 @@ def efficiency_vs_pump(
         eta_total, eta_total_err, eta_max, eta_max_err, "eta_total", "eta_max = eta_o eta_m"))
     flag_all(bidirectional, ("cooperativity",), agree(
         spectrum.cooperativity, spectrum.cooperativity_err, predicted_c, predicted_c * k_rel,
-        "C at the operating power vs C = P / P_C1 from the sweep"), priors.suspect)
+        "C at the operating power vs C = P / P_C1 from the sweep"))
+    flag_all(bidirectional, ("pump_power_w",), priors.doubt("chip_per_monitor"))
+    flag_all(bidirectional, ("cooperativity",), priors.doubt(*LINEWIDTHS))
     run.record_results(BIDIRECTIONAL, bidirectional)
     offsets_mhz = spectrum.offsets_hz / 1e6
     save_series_plot(

@@ -16,6 +16,9 @@ from hil.analysis.transducer import Rates
 from hil.calibration import require
 from hil.results import Result
 
+#: The resonance steps' linewidths: what eta_max = eta_o eta_m is computed from.
+LINEWIDTHS = ("kappa_o_hz", "kappa_o_ex_hz", "kappa_m_hz", "kappa_m_ex_hz")
+
 
 @dataclass(frozen=True)
 class Priors:
@@ -26,7 +29,13 @@ class Priors:
     f_m_hz: float
     chip_per_monitor: float | None
     rel_err: dict[str, float]  # relative standard errors by result name
-    suspect: str | None = None  # why a result built on these priors inherits a doubt
+    suspects: dict[str, str] | None = None  # reason by result name, for suspect priors
+
+    def doubt(self, *names: str) -> str | None:
+        """Why a result computed from the priors ``names`` (all of them if none) inherits a doubt."""
+        found = {n: r for n, r in (self.suspects or {}).items() if not names or n in names}
+        return ("built on suspect " + "; ".join(f"{n} ({r})" for n, r in found.items())
+                if found else None)
 
     @property
     def pump_frequency_hz(self) -> float:
@@ -65,7 +74,8 @@ def load_priors(run, *, pump_calibration: bool = True) -> Priors:
         run.event("suspect", f"going on with suspect calibrations, results built on them are "
                              f"marked: {suspect}")
     return Priors(values["wavelength_m"], rates, values["f_m_hz"],
-                  values.get("chip_per_monitor"), rel, suspect)
+                  values.get("chip_per_monitor"), rel,
+                  {key.split(".")[1]: r.suspect for key, r in used.items() if r.suspect})
 
 
 def eta_max_with_error(priors: Priors) -> tuple[float, float]:
