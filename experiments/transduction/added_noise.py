@@ -157,6 +157,7 @@ def added_noise(
                                float(chip_w[i_op]) * priors.rel_err.get("chip_per_monitor", 0.0)),
         "cooperativity": Result(float(coop[i_op]), "", float(coop[i_op]) * c_rel),
         "mxc_temperature_k": Result(t_mc, "K", None),
+        "laser_power_w": Result(float(planned[i_op]), "W"),
     }
     flag_all(results, ("pump_power_w",), priors.doubt("chip_per_monitor"))
     flag_all(results, tuple(results), priors.doubt(*LINEWIDTHS), p_c1.suspect and (

@@ -198,6 +198,7 @@ def efficiency_vs_pump(
         "pump_power_w": Result(operating_chip_w, "W", operating_chip_w * priors.rel_err.get(
             "chip_per_monitor", 0.0)),
         "cooperativity": Result(spectrum.cooperativity, "", spectrum.cooperativity_err),
+        "laser_power_w": Result(float(operating), "W"),
     }
     # The physics across steps: eta_total <= eta_max (4C/(1+C)^2 <= 1), and the C of this
     # spectrum against the C the sweep's slope predicts at this pump power (physics.md §1.3).
