@@ -17,6 +17,7 @@ from hil.analysis.checks import (
     inside,
     loss_plausible,
     not_above,
+    precise,
     residual_structure,
 )
 from hil.analysis.lorentzian import dip_model, fit_dip
@@ -60,6 +61,11 @@ def test_eta_total_above_eta_max_is_flagged():
 def test_agree_flags_two_determinations_that_differ():
     assert agree(0.854, 2e-4, 0.850, 2e-3, "C") is None
     assert "+54 %" in agree(1.54, 0.01, 1.0, 0.01, "C at the lowest pump")
+
+
+def test_precise_flags_a_result_its_own_error_cannot_vouch_for():
+    assert precise(0.42, 0.0056, 0.1, "n_add", "more readings") is None
+    assert "known only to +-20%" in precise(0.031, 0.0063, 0.1, "n_add", "more readings")
 
 
 def test_loss_plausible():

@@ -29,6 +29,11 @@ DEVICES = {
     # the difference is a station constant
     "unequal_losses": ({"lines": {"pump_insertion_loss_db": 3.0103, "pump_return_loss_db": 5.0103}},
                        {"pump_loss_asymmetry_db": 2.0}, {}),
+    # CW pump, g0 = 1 kHz: P_C1 ~ 1 mW on chip, C ~ 60 at the laser's maximum through a 10 dB
+    # amplifier
+    "strong_cw": ({"transducer": {"g0_hz": 1000.0},
+                   "lines": {"pump_duty_cycle": 1.0, "pump_gain_db": 10.0}},
+                  {"pump_duty_cycle": 1.0}, {}),
 }
 
 BOUNDS = [  # (group, result, truth key, relative bound)
@@ -131,3 +136,21 @@ def test_unequal_fibre_losses_go_into_the_error_budget_and_mark_the_on_chip_powe
         assert "chip_per_monitor" in result.suspect
         assert abs(result.value - truth[name]) < 2 * result.stderr
     assert run.results["efficiency_vs_pump"]["eta_max"].suspect is None  # no chip power in it
+
+
+def test_a_strong_device_is_operated_at_c_1_not_at_the_lasers_maximum(device):
+    """C = P / P_C1 (physics.md §1.3): the operating point is the laser power at C = 1 from the
+    measured P_C1; the bandwidth there is kappa_m (1 + C) ~ 2 kappa_m for kappa_o >> kappa_m
+    (here with the twin's full spectrum at the true on-chip power), within 2 %."""
+    name, run = device
+    if name != "strong_cw":
+        pytest.skip("strong-coupling device only")
+    physics = run.lab.world.physics
+    laser_max = 1e-3 * 10 ** 1.3
+    operating = run.results["bidirectional"]["laser_power_w"].value
+    assert operating < laser_max / 10
+    c = physics.cooperativity(operating, run.lab.world.state("pump_laser", "wavelength_m"))
+    assert c == pytest.approx(1.0, abs=0.05)
+    detuning = run.results["conversion_bandwidth"]["pump_detuning_hz"].value
+    width = physics.transducer.bandwidth_hz(c, float(physics.transducer.signal_detuning_hz(detuning)))
+    assert run.results["conversion_bandwidth"]["bandwidth_hz"].value == pytest.approx(width, rel=0.02)

@@ -40,12 +40,12 @@ from experiments.transduction.pump import (
     laser_powers,
     on_chip_peak_w,
     on_grid,
-    one_laser_power,
+    operating_laser_power,
     pump_setpoint,
     start_pump,
 )
 from experiments.transduction.pump_detuning import measure_pump_detuning
-from hil.analysis.checks import flag_all
+from hil.analysis.checks import flag_all, precise
 from hil.analysis.noise import added_noise as added_noise_of
 from hil.analysis.noise import internal_bath, output_occupancy
 from hil.analysis.transducer import Rates, s_element
@@ -97,8 +97,8 @@ def added_noise(
                              f"(K, > 0: the output chain's noise temperature from a Y-factor "
                              f"measurement), got {t_n!r}")
     laser, esa = lab.pump, lab.esa
-    planned = laser_powers(laser, powers, power_min_w, power_max_w)
-    operating = one_laser_power(laser, operating_power_w, default=float(planned[-1]))
+    operating = operating_laser_power(run, STEP, laser, operating_power_w)
+    planned = laser_powers(laser, powers, power_min_w, power_max_w or operating)
     planned = np.unique(np.append(planned, operating))
     rates = priors.rates
     f_m = priors.f_m_hz
@@ -160,6 +160,8 @@ def added_noise(
         "laser_power_w": Result(float(planned[i_op]), "W"),
     }
     flag_all(results, ("pump_power_w",), priors.doubt("chip_per_monitor"))
+    flag_all(results, ("n_add", "n_add_o_to_m", "n_int"), precise(
+        op["n_add"], err["n_add"], 0.1, "n_add", f"raise {STEP}.readings or esa_averages"))
     flag_all(results, tuple(results), priors.doubt(*LINEWIDTHS), p_c1.suspect and (
         f"built on suspect efficiency_vs_pump.p_c1_w ({p_c1.suspect})"))
     run.record_results(STEP, results)

@@ -33,7 +33,7 @@ from experiments.transduction.pump import (
     finish,
     on_chip_peak_w,
     on_grid,
-    one_laser_power,
+    operating_laser_power,
     pump_setpoint,
     start_pump,
 )
@@ -67,12 +67,15 @@ def conversion_bandwidth(
     priors = load_priors(run)
     duty = duty_cycle(STEP, lab)
     laser = lab.pump
-    power = one_laser_power(laser, pump_power_w)
+    power = operating_laser_power(run, STEP, laser, pump_power_w)
     vna = Vna(STEP, lab.vna, if_bandwidth_hz=if_bandwidth_hz, power_dbm=vna_power_dbm,
               averages=averages)
     f_m = priors.f_m_hz
-    search = Window.around("frequency", f_m, search_span_linewidths * priors.rates.kappa_m_hz,
-                           search_points)
+    # The window from the expected width kappa_m (1 + C), C scaled from the bidirectional
+    # calibration's to this power (0 when this run has none).
+    expected_c = _expected_cooperativity(run, power)
+    search = Window.around("frequency", f_m, search_span_linewidths * priors.rates.kappa_m_hz
+                           * (1 + expected_c), search_points)
     vna.check_window(search, "search_span_linewidths")
     wavelength = on_grid(laser, priors.pump_wavelength_m)
     check_wavelength(STEP, lab, wavelength)
@@ -137,3 +140,12 @@ def conversion_bandwidth(
               f"κm/2π = {priors.rates.kappa_m_hz / 1e6:.3f} MHz\n"
               f"P_chip = {chip_w * 1e3:.4g} mW peak"))
     return results
+
+
+def _expected_cooperativity(run, laser_w: float) -> float:
+    """C at ``laser_w`` from the bidirectional calibration's C at its own laser power (C is
+    proportional to the pump power), or 0 when this run has none."""
+    point = run.results.get("bidirectional", {})
+    if "cooperativity" not in point or "laser_power_w" not in point:
+        return 0.0
+    return point["cooperativity"].value * laser_w / point["laser_power_w"].value

@@ -16,8 +16,9 @@ origin gives ``P_C1 = 1/k`` and ``g0 = sqrt(k kappa_o kappa_m / (4 n_p/P))`` wit
 ``n_p/P = 4 kappa_ex / (hbar w kappa^2)`` in rad/s (physics.md §1.1). ``eta_max = eta_o eta_m``
 (the efficiency at C = 1) comes from the resonance steps' linewidths.
 
-At the operating power (the highest of the sweep unless ``operating_power_w`` says otherwise,
-as laser output power) the four traces are taken again with more averaging and recorded as the
+At the operating power (unless ``operating_power_w`` says otherwise: the laser power at C = 1
+from the sweep's own P_C1, within the laser's range on this station, never its maximum by
+default) the four traces are taken again with more averaging and recorded as the
 step ``bidirectional``, whose ``eta_total`` is eta at the microwave resonance frequency.
 """
 
@@ -59,6 +60,7 @@ from experiments.transduction.pump import (
     on_chip_peak_w,
     on_grid,
     one_laser_power,
+    power_for_c1,
     pump_setpoint,
     start_pump,
 )
@@ -83,7 +85,8 @@ def efficiency_vs_pump(
         power_min_w: Annotated[float, POWER_MIN] = 0.0,
         power_max_w: Annotated[float, POWER_MAX] = 0.0,
         operating_power_w: Annotated[float, LASER_POWER(
-            "Laser power of the bidirectional calibration", zero="the highest of the sweep")] = 0.0,
+            "Laser power of the bidirectional calibration",
+            zero="C = 1 from the sweep, within the laser's range")] = 0.0,
         span_linewidths: Annotated[float, CONVERSION_SPAN] = 6.0,
         points: Annotated[int, CONVERSION_POINTS] = 101,
         reference_offset_hz: Annotated[float, REFERENCE_OFFSET] = 0.0,
@@ -108,7 +111,6 @@ def efficiency_vs_pump(
     duty = duty_cycle(STEP, lab)
     laser = lab.pump
     planned = laser_powers(laser, powers, power_min_w, power_max_w)
-    operating = one_laser_power(laser, operating_power_w, default=float(planned[-1]))
     rates = priors.rates
     vna, main, reference = conversion_windows(
         STEP, lab, priors, span_linewidths=span_linewidths, points=points,
@@ -185,6 +187,8 @@ def efficiency_vs_pump(
               f"Δp/2π = {delta_p / 1e6:+.2f} MHz"))
 
     # -- the bidirectional calibration at the operating power --------------------------------
+    operating = (one_laser_power(laser, operating_power_w) if operating_power_w else
+                 power_for_c1(run, STEP, laser, planned, chip_w * factor, k))
     vna.set_averages(operating_averages)
     point = run.sweep(BIDIRECTIONAL, pump_setpoint(lab), [operating],
                       {"monitor_power": lab.monitor.power, **conversion_measured(vna, main, reference)},

@@ -89,6 +89,15 @@ def agree(measured: float, measured_err: float | None, expected: float,
             f"({(measured / expected - 1) * 100 if expected else math.inf:+.0f} %)")
 
 
+def precise(value: float, err: float | None, rel: float, what: str, remedy: str) -> str | None:
+    """A result whose own standard error exceeds ``rel`` of its value cannot vouch for it at the
+    accuracy the lab works to (a noise-limited reading at low signal)."""
+    if err is None or not value or err <= rel * abs(value):
+        return None
+    return (f"{what} is known only to +-{err / abs(value):.0%} (standard error), more than the "
+            f"{rel:.0%} it is used at; {remedy}")
+
+
 def loss_plausible(loss_db: float, what: str, low_db: float = 0.0, high_db: float = 40.0
                    ) -> str | None:
     """A loss below 0 dB is a gain the path does not have; above ``high_db`` no light would be
