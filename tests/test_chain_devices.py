@@ -34,6 +34,11 @@ DEVICES = {
     "strong_cw": ({"transducer": {"g0_hz": 1000.0},
                    "lines": {"pump_duty_cycle": 1.0, "pump_gain_db": 10.0}},
                   {"pump_duty_cycle": 1.0}, {}),
+    # a fridge with a tenth of Profile A's cooling power (100 µW would take it to 140 mK), the
+    # optical mode 1.3 nm and the microwave mode 250 MHz from the default search windows
+    "weak_fridge_far_modes": ({"fridge": {"cooling_a_w_per_k2": 0.005},
+                               "transducer": {"pump_wavelength_m": 1551.3e-9, "f_m_hz": 9.05e9}},
+                              {}, {}),
 }
 
 BOUNDS = [  # (group, result, truth key, relative bound)
@@ -46,6 +51,8 @@ BOUNDS = [  # (group, result, truth key, relative bound)
     ("efficiency_vs_pump", "p_c1_w", "p_c1_w", 0.05),
     ("efficiency_vs_pump", "eta_max", "eta_max", 0.05),
     ("pump_calibration", "chip_per_monitor", "chip_per_monitor", 0.05),
+    ("fridge_load", "cooling_a_w_per_k2", "cooling_a_w_per_k2", 0.05),
+    ("optical_resonance", "wavelength_m", "optical_wavelength_m", 1e-7),
 ]
 
 
@@ -154,3 +161,21 @@ def test_a_strong_device_is_operated_at_c_1_not_at_the_lasers_maximum(device):
     detuning = run.results["conversion_bandwidth"]["pump_detuning_hz"].value
     width = physics.transducer.bandwidth_hz(c, float(physics.transducer.signal_detuning_hz(detuning)))
     assert run.results["conversion_bandwidth"]["bandwidth_hz"].value == pytest.approx(width, rel=0.02)
+
+
+def test_the_heat_map_and_the_searches_adapt_to_the_device(device):
+    """fridge_load scales its ladder to reach 80 % of its ceiling (T = sqrt(T0^2 + P/a),
+    physics.md §1.6 item 6) and never passes it; the searches widen from the design values
+    until they find the modes."""
+    name, run = device
+    if name != "weak_fridge_far_modes":
+        pytest.skip("weak fridge and far modes only")
+    import h5py
+    with h5py.File(run.path, "r") as f:
+        hottest = float(f["fridge_load"]["mxc_temperature"][()].max())
+        groups = set(f)
+    a = run.lab.world.truth()["cooling_a_w_per_k2"]
+    assert 0.030 < hottest < 0.050, hottest
+    assert run.results["fridge_load"]["cooling_a_w_per_k2"].value == pytest.approx(a, rel=0.05)
+    assert {"optical_resonance_search_wide2", "microwave_resonance_search_wide1"} <= groups
+    assert run.results["microwave_resonance"]["f_m_hz"].value == pytest.approx(9.05e9, rel=1e-5)
