@@ -70,13 +70,15 @@ def microwave_resonance(
 
     # Coarse: the design window, widened 4x at a time to the VNA's range until a mode shows.
     low_hz, high_hz = settable_range(vna.start)[0], settable_range(vna.stop)[1]
+    most_points = int(settable_range(vna.points)[1])
     span, attempt = search_span_hz, 0
     while True:
         start = max(design_frequency_hz - span / 2, low_hz)
         stop = min(design_frequency_hz + span / 2, high_hz)
         vna.start(start)
         vna.stop(stop)
-        vna.points(search_points)
+        # the same frequency step as the design window, as far as the VNA's points allow
+        vna.points(min(int(search_points * (stop - start) / search_span_hz), most_points))
         group = f"{STEP}_search" + (f"_wide{attempt}" if attempt else "")
         coarse = _take(run, vna, group, 1, "microwave search")
         f_coarse = np.asarray(vna.frequency_axis.get())
