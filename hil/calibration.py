@@ -212,7 +212,8 @@ def require(run, step: str, name: str) -> Result:
 
 
 def _to_json(cal: Calibration) -> dict[str, Any]:
-    return {"results": {n: {"value": r.value, "unit": r.unit, "stderr": r.stderr}
+    return {"results": {n: {"value": r.value, "unit": r.unit, "stderr": r.stderr,
+                            **({"suspect": r.suspect} if r.suspect else {})}
                         for n, r in cal.results.items()},
             "run": cal.run, "finished": cal.finished, "valid_for_s": cal.valid_for_s,
             "call": cal.producer}
@@ -220,7 +221,8 @@ def _to_json(cal: Calibration) -> dict[str, Any]:
 
 def _from_json(step: str, entry: dict[str, Any]) -> Calibration:
     return Calibration(step=step,
-                       results={n: Result(r["value"], r["unit"], r.get("stderr"))
+                       results={n: Result(r["value"], r["unit"], r.get("stderr"),
+                                          r.get("suspect"))
                                 for n, r in entry["results"].items()},
                        run=entry["run"], finished=entry["finished"],
                        valid_for_s=float(entry["valid_for_s"]), call=entry.get("call", ""))
