@@ -34,6 +34,8 @@ DEVICES = {
     "strong_cw": ({"transducer": {"g0_hz": 1000.0},
                    "lines": {"pump_duty_cycle": 1.0, "pump_gain_db": 10.0}},
                   {"pump_duty_cycle": 1.0}, {}),
+    # the signal mode 5 MHz above pump mode + f_m (no bias source on the twin yet to tune it)
+    "mismatch": ({"transducer": {"fsr_mismatch_hz": 5e6}}, {}, {}),
     # a fridge with a tenth of Profile A's cooling power (100 µW would take it to 140 mK), the
     # optical mode 1.3 nm and the microwave mode 250 MHz from the default search windows
     "weak_fridge_far_modes": ({"fridge": {"cooling_a_w_per_k2": 0.005},
@@ -128,6 +130,16 @@ def test_the_over_coupled_mode_is_recognised_from_the_conversion_data(device):
     err, suspect = rows[("optical_resonance", "kappa_o_ex_hz")]
     assert abs(err) > 0.5 and "over-coupled" in suspect
     assert run.results["efficiency_vs_pump"]["optical_over_coupled"].value == 1.0
+
+
+def test_a_triple_resonance_mismatch_marks_what_it_biases(device):
+    name, run = device
+    if name != "mismatch":
+        pytest.skip("mismatch device only")
+    for result in ("g0_hz", "p_c1_w"):
+        assert "triple-resonance mismatch" in run.results["efficiency_vs_pump"][result].suspect
+    assert "triple-resonance mismatch" in run.results["conversion_bandwidth"]["bandwidth_hz"].suspect
+    assert run.results["efficiency_vs_pump"]["eta_max"].suspect is None  # linewidths only
 
 
 def test_unequal_fibre_losses_go_into_the_error_budget_and_mark_the_on_chip_power(device):

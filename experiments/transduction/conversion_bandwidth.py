@@ -120,7 +120,8 @@ def conversion_bandwidth(
     # The model's width and the crossings' agree unless the shape is not the model's (then the
     # linewidths or the detuning it was built from are wrong); the residuals must be noise.
     flag_all(results, ("bandwidth_hz", "cooperativity"),
-             residual_structure(model.residuals, "conversion spectrum fit"),
+             residual_structure(model.residuals, "conversion spectrum fit (a triple-resonance "
+                                "mismatch or a wrong pump detuning moves the peak)"),
              agree(width.fwhm, width.fwhm_err, model.fwhm, model.fwhm_err,
                    "bandwidth between the half-maximum crossings vs the model's", rel_tol=0.1),
              priors.doubt(*LINEWIDTHS))

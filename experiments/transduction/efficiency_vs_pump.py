@@ -66,7 +66,7 @@ from experiments.transduction.pump import (
 )
 from experiments.transduction.pump_detuning import measure_pump_detuning
 from experiments.transduction.vna import conversion_measured, conversion_spectra, conversion_windows
-from hil.analysis.checks import agree, fit_quality, flag_all, not_above
+from hil.analysis.checks import agree, fit_quality, flag_all, not_above, residual_structure
 from hil.analysis.efficiency import fit_slope
 from hil.analysis.transducer import conversion_efficiency, g0_from_cooperativity_slope
 from hil.experiment import step
@@ -164,7 +164,8 @@ def efficiency_vs_pump(
         "eta_max_extrapolated": Result(extrapolated(c_reached), ""),
     }
     dof = max(len(spectra) - 1, 1)
-    flag_all(results, ("g0_hz", "p_c1_w"), fit_quality(slope.chi2_reduced, dof, "C = P / P_C1"))
+    flag_all(results, ("g0_hz", "p_c1_w"), fit_quality(slope.chi2_reduced, dof, "C = P / P_C1"),
+             spectrum_shape(spectra))
     flag_all(results, ("g0_hz", "p_c1_w", "eta_max", "kappa_o_ex_hz"),
              regime.verdict.reason("optical coupling regime (dip depth alone is symmetric in "
                                    "kappa_o_ex <-> kappa_o_0)"))
@@ -226,6 +227,18 @@ def efficiency_vs_pump(
         note=(f"η_tot(f_m) = {eta_total:.4f} ± {eta_total_err:.4f}\n"
               f"P_chip = {operating_chip_w * 1e3:.4g} mW peak"))
     return results
+
+
+def spectrum_shape(spectra) -> str | None:
+    """The conversion spectra's residuals against the model: structure in them means the
+    spectrum is not where or how the model puts it."""
+    for point in spectra:
+        residual = np.sqrt(np.clip(point.eta, 0, None)) - np.sqrt(point.fit.model(point.offsets_hz))
+        reason = residual_structure(residual, f"conversion spectrum at C = {point.cooperativity:.3g}")
+        if reason:
+            return (f"{reason} (a triple-resonance mismatch, signal mode != pump mode + f_m, "
+                    "or a wrong pump detuning shifts the peak)")
+    return None
 
 
 def _cooperativity_slope(spectra, pump_w):
