@@ -191,3 +191,25 @@ def test_the_heat_map_and_the_searches_adapt_to_the_device(device):
     assert run.results["fridge_load"]["cooling_a_w_per_k2"].value == pytest.approx(a, rel=0.05)
     assert {"optical_resonance_search_wide2", "microwave_resonance_search_wide1"} <= groups
     assert run.results["microwave_resonance"]["f_m_hz"].value == pytest.approx(9.05e9, rel=1e-5)
+
+
+def main() -> None:
+    """Print each device's results against the twin's truth: ``python tests/test_chain_devices.py``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in sorted(DEVICES):
+            folder = Path(tmp) / name
+            folder.mkdir()
+            run = execute(Experiment("chain", chain), device_station(folder, name),
+                          folder / "run.h5", {s.__name__: {} for s in chain.steps},
+                          console=Console(file=io.StringIO()))
+            print(f"## {name}")
+            for g, n, err, suspect, bound in verdicts(run):
+                verdict = "ok" if abs(err) <= bound else ("SUSPECT" if suspect else "WRONG")
+                print(f"{g}.{n:<22} {err:+8.1%}  {verdict:<7} {suspect or ''}"[:220])
+            run.lab.close()
+
+
+if __name__ == "__main__":
+    main()
