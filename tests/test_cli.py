@@ -128,7 +128,8 @@ def test_a_step_that_fails_mid_run_leaves_a_failed_file_with_its_traceback(tmp_p
     # A search window far from the resonance: the sweep runs, then the fit finds no dip.
     result = CliRunner().invoke(main, ["run", "optical_resonance", "--out", str(out),
                                        "--set", "optical_resonance.center_m=1545e-9",
-                                       "--set", "optical_resonance.search_span_m=0.02e-9"])
+                                       "--set", "optical_resonance.search_span_m=0.02e-9",
+                                       "--set", "optical_resonance.max_widenings=0"])
     assert result.exit_code == 1
     assert "no optical resonance between 1544.9900 and 1545.0100 nm" in result.output
     with h5py.File(out, "r") as f:

@@ -36,14 +36,17 @@ def check_against_truth(run) -> dict:
     assert results["cooling_power_20mk_w"].value == pytest.approx(
         fridge.cooling_a_w_per_k2 * (0.020 ** 2 - fridge.t_base_k ** 2), rel=0.05)
     assert heater_off(world)
-    assert world.clock.now() >= 6 * 180.0  # six settled points on the virtual clock
+    assert world.clock.now() >= 8 * 180.0  # two probe and six settled points, virtual clock
     record = open_run(run.path)
     assert record.status == "completed"
     grid = record.steps["fridge_load"]
     assert grid["mxc_temperature"].shape == (6, 5)
-    # The fit used the controller's readback, which is the power the heater dissipates.
-    np.testing.assert_allclose(grid["heater_power"].values.mean(axis=1), POWERS_W, rtol=0.01,
-                               atol=1e-12)
+    # The fit used the controller's readback, which is the power the heater dissipates; the
+    # ladder's shape is the default list, scaled so its top settles at 80 % of the 50 mK
+    # ceiling: P_top = a ((40 mK)^2 - T0^2) (physics.md §1.6 item 6), within the probe's 5 %.
+    top = fridge.cooling_a_w_per_k2 * (0.040 ** 2 - fridge.t_base_k ** 2)
+    np.testing.assert_allclose(grid["heater_power"].values.mean(axis=1), POWERS_W / 1e-4 * top,
+                               rtol=0.05, atol=1e-12)
     assert run.plot_path("fridge_load").is_file()
     return results
 
@@ -81,7 +84,7 @@ def test_another_fridge(tmp_path) -> None:
     check_against_truth(run_steps(station, tmp_path / "b.h5", fridge_load))
 
 
-def test_a_fridge_too_weak_for_the_map_stops_with_the_heater_off(tmp_path) -> None:
+def test_a_fixed_list_too_hot_for_the_fridge_stops_with_the_heater_off(tmp_path) -> None:
     """a = 0.01 W/K^2: 30 µW would settle at sqrt(T0^2 + P/a) = 55.6 mK, above the 50 mK ceiling."""
     weak = station_variant(tmp_path, "weak", {"fridge": {"cooling_a_w_per_k2": 0.01}})
     out = tmp_path / "weak.h5"
@@ -89,11 +92,17 @@ def test_a_fridge_too_weak_for_the_map_stops_with_the_heater_off(tmp_path) -> No
     # crosses 50 mK during the 30 µW settle, switching the heater off (interlock_safe_state),
     # and ends the run when its trips do not converge.
     with pytest.raises(RunInterlocked, match=r"mxc_overheat"):
-        run_steps(weak, out, fridge_load)
+        run_steps(weak, out, fridge_load, params={"fridge_load": {"top_fraction": 0.0}})
     record = open_run(out)
     assert record.status == "interlocked"
     heater = record.snapshot_end["instruments"]["fridge"]["submodules"]["sample_heater"]
     assert heater["parameters"]["current_range"]["value"] == 0.0
+
+
+def test_a_weak_fridge_gets_a_ladder_it_can_take(tmp_path) -> None:
+    """The same fridge with the default top_fraction: the ladder stops near 40 mK, a is found."""
+    weak = station_variant(tmp_path, "weak", {"fridge": {"cooling_a_w_per_k2": 0.01}})
+    check_against_truth(run_steps(weak, tmp_path / "weak.h5", fridge_load))
 
 
 def test_the_heater_is_left_off_when_the_step_fails(tmp_path) -> None:
@@ -111,7 +120,7 @@ def test_the_heater_is_left_off_when_the_step_fails(tmp_path) -> None:
         thermometer.get = failing_get
         try:
             with pytest.raises(RuntimeError, match="thermometer lost"):
-                fridge_load(lab, run)
+                fridge_load(lab, run, top_fraction=0.0)  # the fixed ladder
         finally:
             del thermometer.get
         assert heating[0] == pytest.approx(1e-6, rel=0.01)  # it failed with the heater on

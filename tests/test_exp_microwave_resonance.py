@@ -66,7 +66,17 @@ def test_profile_b_under_coupled_mode_behind_delayed_lines(tmp_path) -> None:
 def test_a_design_frequency_far_from_the_mode_says_what_to_change(tmp_path) -> None:
     with pytest.raises(FitError, match="no microwave resonance between 8.7000 and 8.9000 GHz.*"
                                        "move microwave_resonance.design_frequency_hz"):
-        run_steps(station_b(tmp_path), tmp_path / "b.h5", microwave_resonance)
+        run_steps(station_b(tmp_path), tmp_path / "b.h5", microwave_resonance,
+                  params={"microwave_resonance": {"max_widenings": 0}})
+
+
+def test_the_search_widens_from_the_design_frequency_until_it_finds_the_mode(tmp_path) -> None:
+    """Profile B's 7 GHz mode from the 8.8 GHz default: 0.2, 0.8, 3.2 GHz hold nothing, the
+    12.8 GHz window (same step as far as the VNA's points allow) holds it."""
+    run = run_steps(station_b(tmp_path), tmp_path / "b.h5", microwave_resonance)
+    check_against_truth(run)
+    searches = [m for _, kind, m in open_run(run.path).events if kind == "search"]
+    assert len(searches) == 3 and "8.7000 .. 8.9000 GHz" in searches[0]
 
 
 @pytest.mark.parametrize(("params", "message"), [

@@ -88,3 +88,6 @@ def test_issue_acceptance_after_the_calibration_steps(tmp_path, profile, f_m):
     assert results["conversion_bandwidth"]["bandwidth_hz"].value == pytest.approx(width, rel=0.02)
 
     assert open_run(run.path).status == "completed"
+    # Profiles A and B pass every check of hil.analysis.checks: no result is suspect
+    assert {f"{g}.{n}": r.suspect for g, res in results.items() for n, r in res.items()
+            if r.suspect} == {}

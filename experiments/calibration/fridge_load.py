@@ -50,6 +50,10 @@ def fridge_load(
                                                   "readings")] = 6.0,
         max_temperature_k: Annotated[float, Param("K", (0.005, 1.0), "Ceiling: the heater goes "
                                                   "off above it")] = 0.05,
+        top_fraction: Annotated[float, Param("", (0.0, 0.95), "The map's top power heats the "
+                                             "mixing chamber to this fraction of "
+                                             "max_temperature_k (from a probe); 0: "
+                                             "heater_powers_uw as given")] = 0.8,
 ) -> dict[str, Result]:
     """Heat map of the mixing chamber: cooling coefficient a and base temperature T0.
 
@@ -95,6 +99,8 @@ def fridge_load(
                             get_cmd=False)
     if "pump" in lab.roles:
         lab.pump.safe_state()  # absorbed pump light would add to the heater
+    if top_fraction > 0:
+        powers_uw = _scaled_ladder(run, lab, apply, powers_uw, top_fraction * max_temperature_k)
     try:
         data = run.sweep2d(STEP, setpoint, [p * 1e-6 for p in powers_uw], sample_time,
                            sample_interval_s * np.arange(samples),
@@ -136,3 +142,37 @@ def fridge_load(
     )
     return results
 
+
+
+def _scaled_ladder(run, lab, apply, powers_uw: list[float], target_k: float) -> list[float]:
+    """The heater ladder's shape scaled so its top heats the mixing chamber to ``target_k``.
+
+    A probe at the ladder's smallest non-zero power, from the base temperature, gives a first
+    estimate of the cooling coefficient a = P / (T^2 - T0^2) (physics.md §1.6 item 6); the top
+    power is a (target^2 - T0^2). A weak fridge gets a low ladder, a strong one a high ladder,
+    and neither is taken past its limit.
+    """
+    cryostat = lab.cryostat
+    probe_uw = min(p for p in powers_uw if p > 0)
+    try:
+        base = run.sweep(f"{STEP}_probe", Parameter("probe_heater", unit="W", set_cmd=apply,
+                                                    get_cmd=False), [0.0, probe_uw * 1e-6],
+                         {"mxc_temperature": cryostat.mxc_temperature,
+                          "heater_power": cryostat.heater_power},
+                         description="fridge: probe of the cooling power")
+    finally:
+        cryostat.heater_off()
+    t0, t1 = (float(t) for t in base["mxc_temperature"])
+    p1 = float(base["heater_power"][1])
+    if not t1 > t0:
+        run.event("fridge_load", f"{STEP}: {probe_uw:g} µW did not warm the mixing chamber "
+                                 f"({t0 * 1e3:.3f} -> {t1 * 1e3:.3f} mK); ladder kept as given")
+        return powers_uw
+    a = p1 / (t1 ** 2 - t0 ** 2)
+    top_uw = min(a * (target_k ** 2 - t0 ** 2) * 1e6, 1000.0)
+    scale = top_uw / max(powers_uw)
+    ladder = [p * scale for p in powers_uw]
+    run.event("fridge_load", f"{STEP}: probe {p1 * 1e6:.3g} µW -> {t1 * 1e3:.3f} mK, a ~ {a:.3g} "
+                             f"W/K^2; heater ladder up to {top_uw:.3g} µW for "
+                             f"{target_k * 1e3:.3g} mK")
+    return ladder

@@ -15,6 +15,7 @@ import numpy as np
 from qcodes.parameters import Parameter, ParameterWithSetpoints
 from qcodes.validators import Arrays
 
+from hil.analysis.checks import flag_all, inside
 from hil.analysis.reflection import fit_reflection
 from hil.experiment import step
 from hil.parameters import Param, check_value, role_range, settable_range, within
@@ -42,6 +43,8 @@ def microwave_resonance(
                                                              1.0, 1e5), "VNA IF bandwidth")] = 1e3,
         power_dbm: Annotated[float, Param("dBm", within(role_range("vna", "power_dbm"), -200, 50),
                                           "VNA source power")] = -20.0,
+        max_widenings: Annotated[int, Param("", (0, 10), "Times the search window may widen "
+                                            "4x when it holds no mode")] = 4,
 ) -> dict[str, Result]:
     """Find the microwave mode; fit its frequency, linewidth and external (line) rate.
 
@@ -65,22 +68,36 @@ def microwave_resonance(
     vna.power(float(dbm_to_w(power_dbm)))
     vna.enable_output()
 
-    # Coarse: the whole search window.
-    vna.start(design_frequency_hz - search_span_hz / 2)
-    vna.stop(design_frequency_hz + search_span_hz / 2)
-    vna.points(search_points)
-    coarse = _take(run, vna, f"{STEP}_search", 1, "microwave search")
-    f_coarse = np.asarray(vna.frequency_axis.get())
-    try:
-        rough = fit_reflection(f_coarse, coarse)
-    except FitError as exc:
-        raise FitError(f"{STEP}: no microwave resonance between {f_coarse[0] / 1e9:.4f} and "
-                       f"{f_coarse[-1] / 1e9:.4f} GHz ({exc}); move {STEP}.design_frequency_hz or "
-                       f"widen {STEP}.search_span_hz") from None
-    if not f_coarse[0] < rough.f_r < f_coarse[-1]:
-        raise FitError(f"{STEP}: the resonance fitted at {rough.f_r / 1e9:.4f} GHz lies outside "
-                       f"the search window; move {STEP}.design_frequency_hz")
-
+    # Coarse: the design window, widened 4x at a time to the VNA's range until a mode shows.
+    low_hz, high_hz = settable_range(vna.start)[0], settable_range(vna.stop)[1]
+    most_points = int(settable_range(vna.points)[1])
+    span, attempt = search_span_hz, 0
+    while True:
+        start = max(design_frequency_hz - span / 2, low_hz)
+        stop = min(design_frequency_hz + span / 2, high_hz)
+        vna.start(start)
+        vna.stop(stop)
+        # the same frequency step as the design window, as far as the VNA's points allow
+        vna.points(min(int(search_points * (stop - start) / search_span_hz), most_points))
+        group = f"{STEP}_search" + (f"_wide{attempt}" if attempt else "")
+        coarse = _take(run, vna, group, 1, "microwave search")
+        f_coarse = np.asarray(vna.frequency_axis.get())
+        try:
+            rough = fit_reflection(f_coarse, coarse)
+            if not f_coarse[0] < rough.f_r < f_coarse[-1]:
+                raise FitError(f"the resonance fitted at {rough.f_r / 1e9:.4f} GHz lies outside "
+                               "the search window")
+            break
+        except FitError as exc:
+            if (start <= low_hz and stop >= high_hz) or attempt >= max_widenings:
+                raise FitError(f"{STEP}: no microwave resonance between {f_coarse[0] / 1e9:.4f} "
+                               f"and {f_coarse[-1] / 1e9:.4f} GHz ({exc}); move "
+                               f"{STEP}.design_frequency_hz or widen {STEP}.search_span_hz"
+                               ) from None
+            run.event("search", f"{STEP}: no mode within {start / 1e9:.4f} .. {stop / 1e9:.4f} "
+                                f"GHz; widening the search 4x")
+            span *= 4
+            attempt += 1
     # Fine: span_linewidths linewidths around it, repeated and averaged.
     step_coarse = (f_coarse[-1] - f_coarse[0]) / (f_coarse.size - 1)
     span = max(span_linewidths * rough.kappa, 20 * step_coarse)
@@ -105,6 +122,8 @@ def microwave_resonance(
                                20 / np.log(10) * fit.amplitude_err / abs(fit.amplitude)),
         "delay_s": Result(fit.delay, "s", fit.delay_err),
     }
+    flag_all(results, tuple(results), inside(fit.f_r, f[0], f[-1], "f_m", "Hz"),
+             inside(fit.kappa, 0.0, f[-1] - f[0], "kappa_m (the window's width)", "Hz"))
     run.record_results(STEP, results)
 
     dense = np.linspace(f[0], f[-1], 2000)

@@ -13,9 +13,10 @@ from typing import Annotated
 import numpy as np
 from scipy.constants import c as SPEED_OF_LIGHT
 
+from hil.analysis.checks import flag_all, inside, residual_structure
 from hil.analysis.lorentzian import fit_dip
 from hil.experiment import step
-from hil.parameters import Check, Param, role_power_w, role_range, within
+from hil.parameters import Check, Param, role_power_w, role_range, settable_range, within
 from hil.plotting import save_fit_plot
 from hil.results import FitError, Result
 
@@ -44,6 +45,8 @@ def optical_resonance(
         fine_averages: Annotated[int, Param("", within(role_range("meter", "averages"), 1),
                                             "Readings the meter averages in the fine "
                                             "sweep")] = 10,
+        max_widenings: Annotated[int, Param("", (0, 10), "Times the search window may widen "
+                                            "4x when it holds no dip")] = 4,
 ) -> dict[str, Result]:
     """Find the optical (pump) resonance; fit wavelength, linewidth and external rate."""
     laser, meter = lab.pump, lab.meter
@@ -56,16 +59,30 @@ def optical_resonance(
     laser.wavelength(center_m - search_span_m / 2)
     laser.enable_output()
 
-    coarse_m = _grid(center_m - search_span_m / 2, center_m + search_span_m / 2, step_m, grid_m)
-    coarse = run.sweep("optical_resonance_search", laser.wavelength, coarse_m,
-                       {"power": meter.power}, description="optical search")
+    # Start at the design window; widen it 4x at a time up to the laser's range until a dip shows.
+    low_m, high_m = settable_range(laser.wavelength)
+    span_m, attempt = search_span_m, 0
+    while True:
+        start, stop = max(center_m - span_m / 2, low_m), min(center_m + span_m / 2, high_m)
+        coarse_m = _grid(start, stop, step_m, grid_m)
+        group = "optical_resonance_search" + (f"_wide{attempt}" if attempt else "")
+        coarse = run.sweep(group, laser.wavelength, coarse_m, {"power": meter.power},
+                           description="optical search")
+        try:
+            rough = fit_dip(SPEED_OF_LIGHT / coarse_m, coarse["power"])
+            break
+        except FitError as exc:
+            whole = start <= low_m and stop >= high_m
+            if whole or attempt >= max_widenings:
+                raise FitError(f"no optical resonance between {coarse_m[0] * 1e9:.4f} and "
+                               f"{coarse_m[-1] * 1e9:.4f} nm ({exc}); move "
+                               "optical_resonance.center_m or widen "
+                               "optical_resonance.search_span_m") from None
+            run.event("search", f"optical_resonance: no dip within {coarse_m[0] * 1e9:.4f} .. "
+                                f"{coarse_m[-1] * 1e9:.4f} nm; widening the search 4x")
+            span_m *= 4
+            attempt += 1
     i_min = int(np.argmin(coarse["power"]))
-    try:
-        rough = fit_dip(SPEED_OF_LIGHT / coarse_m, coarse["power"])
-    except FitError as exc:
-        raise FitError(f"no optical resonance between {coarse_m[0] * 1e9:.4f} and "
-                       f"{coarse_m[-1] * 1e9:.4f} nm ({exc}); move optical_resonance.center_m "
-                       "or widen optical_resonance.search_span_m") from None
 
     lam_min = coarse_m[i_min]
     half_span_m = max(fine_span_linewidths * rough.fwhm * lam_min ** 2 / SPEED_OF_LIGHT / 2,
@@ -86,6 +103,9 @@ def optical_resonance(
         "kappa_o_ex_hz": Result(kappa_ex, "Hz", kappa_ex_err),
         "min_transmission": Result(fit.min_transmission, "", fit.depth_err),
     }
+    flag_all(results, tuple(results),
+             residual_structure(fine["power"] - fit.model(freq), "optical dip fit"),
+             inside(fit.center, freq.min(), freq.max(), "optical resonance frequency", "Hz"))
     run.record_results("optical_resonance", results)
 
     detuning_mhz = (freq - fit.center) / 1e6

@@ -25,6 +25,7 @@ from typing import Annotated
 import numpy as np
 from scipy.constants import c as SPEED_OF_LIGHT
 
+from hil.analysis.checks import flag_all, loss_plausible
 from hil.analysis.pump_path import fit_ratio, pump_path
 from hil.calibration import require
 from hil.experiment import step
@@ -130,6 +131,29 @@ def pump_calibration(
         "device_transmission": Result(device_transmission, ""),
         "equal_loss_assumed": Result(1.0, ""),
     }
+    # Unequal input and output losses cannot be told apart by this measurement: the station's
+    # bound on their difference (constants: pump_loss_asymmetry_db, e.g. from a room-temperature
+    # cut-back) goes into the error budget; a bound that leaves the on-chip power uncertain by
+    # more than 5 % marks it suspect.
+    asymmetry_db = float(constants.get("pump_loss_asymmetry_db", 0.0))
+    if asymmetry_db < 0:
+        raise ParameterError(f"{STEP}: constants: pump_loss_asymmetry_db must be >= 0 dB, got "
+                             f"{asymmetry_db}")
+    if asymmetry_db > 0:
+        rel = 10 ** (asymmetry_db / 20) - 1  # in = out +- asymmetry/2 dB
+        for name in ("chip_per_monitor", "chip_peak_per_monitor_reading"):
+            r = results[name]
+            results[name] = Result(r.value, r.unit, math.hypot(r.stderr or 0.0, r.value * rel))
+        results["insertion_loss_db"] = Result(
+            path.insertion_loss_db, "dB", math.hypot(path.insertion_loss_db_err, asymmetry_db / 2))
+        if rel > 0.05:
+            flag_all(results, ("chip_per_monitor", "chip_peak_per_monitor_reading",
+                               "insertion_loss_db"),
+                     f"input and output fibre losses may differ by up to {asymmetry_db:g} dB "
+                     f"(constants: pump_loss_asymmetry_db) and equal losses are assumed: the "
+                     f"on-chip power is known only to +-{rel:.0%}")
+    flag_all(results, ("chip_per_monitor", "chip_peak_per_monitor_reading", "insertion_loss_db"),
+             loss_plausible(path.insertion_loss_db, "insertion loss tap -> chip"))
     run.record_results(STEP, results)
 
     m = data["monitor_power"]

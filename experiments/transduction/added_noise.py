@@ -33,18 +33,19 @@ from experiments.transduction.params import (
     POWERS,
     Param,
 )
-from experiments.transduction.priors import load_priors
+from experiments.transduction.priors import LINEWIDTHS, load_priors
 from experiments.transduction.pump import (
     check_wavelength,
     duty_cycle,
     laser_powers,
     on_chip_peak_w,
     on_grid,
-    one_laser_power,
+    operating_laser_power,
     pump_setpoint,
     start_pump,
 )
 from experiments.transduction.pump_detuning import measure_pump_detuning
+from hil.analysis.checks import flag_all, precise
 from hil.analysis.noise import added_noise as added_noise_of
 from hil.analysis.noise import internal_bath, output_occupancy
 from hil.analysis.transducer import Rates, s_element
@@ -96,8 +97,8 @@ def added_noise(
                              f"(K, > 0: the output chain's noise temperature from a Y-factor "
                              f"measurement), got {t_n!r}")
     laser, esa = lab.pump, lab.esa
-    planned = laser_powers(laser, powers, power_min_w, power_max_w)
-    operating = one_laser_power(laser, operating_power_w, default=float(planned[-1]))
+    operating = operating_laser_power(run, STEP, laser, operating_power_w)
+    planned = laser_powers(laser, powers, power_min_w, power_max_w or operating)
     planned = np.unique(np.append(planned, operating))
     rates = priors.rates
     f_m = priors.f_m_hz
@@ -156,7 +157,13 @@ def added_noise(
                                float(chip_w[i_op]) * priors.rel_err.get("chip_per_monitor", 0.0)),
         "cooperativity": Result(float(coop[i_op]), "", float(coop[i_op]) * c_rel),
         "mxc_temperature_k": Result(t_mc, "K", None),
+        "laser_power_w": Result(float(planned[i_op]), "W"),
     }
+    flag_all(results, ("pump_power_w",), priors.doubt("chip_per_monitor"))
+    flag_all(results, ("n_add", "n_add_o_to_m", "n_int"), precise(
+        op["n_add"], err["n_add"], 0.1, "n_add", f"raise {STEP}.readings or esa_averages"))
+    flag_all(results, tuple(results), priors.doubt(*LINEWIDTHS), p_c1.suspect and (
+        f"built on suspect efficiency_vs_pump.p_c1_w ({p_c1.suspect})"))
     run.record_results(STEP, results)
 
     n_add = np.array([r["n_add"] for r in rows])

@@ -2,10 +2,13 @@
 
 For kappa_o >> kappa_m the conversion spectrum is a Lorentzian of width kappa_m (1 + C); with
 comparable linewidths (Profile A: kappa_o/kappa_m = 2.5) it is not, and above C ~ 1.5 the
-normal modes split it in two. So the width is measured, not fitted: a search trace over
-``search_span_linewidths`` microwave linewidths finds the peak and a rough width, then a fine
-trace over ``fine_span_widths`` of those widths (more averaging) gives the FWHM between the
-outermost half-maximum crossings. The path gains of S21 are flat over the window, so the shape
+normal modes split it in two. So the trace is fitted with the full model of the spectrum
+(C free, the linewidths from the resonance steps, path gain and noise bias free;
+:func:`hil.analysis.bandwidth.fit_conversion_spectrum`) and the bandwidth is the model's FWHM:
+a search trace over ``search_span_linewidths`` microwave linewidths finds the peak and a rough
+width, then a fine trace over ``fine_span_widths`` of those widths (more averaging) is fitted.
+``bandwidth_crossings_hz`` keeps the width between the outermost half-maximum crossings as a
+cross-check. The path gains of S21 are flat over the window, so the shape
 of |S21|^2 is the device's.
 """
 
@@ -23,20 +26,21 @@ from experiments.transduction.params import (
     VNA_POWER,
     Param,
 )
-from experiments.transduction.priors import load_priors
+from experiments.transduction.priors import LINEWIDTHS, load_priors
 from experiments.transduction.pump import (
     check_wavelength,
     duty_cycle,
     finish,
     on_chip_peak_w,
     on_grid,
-    one_laser_power,
+    operating_laser_power,
     pump_setpoint,
     start_pump,
 )
 from experiments.transduction.pump_detuning import measure_pump_detuning
 from experiments.transduction.vna import Vna, Window
-from hil.analysis.bandwidth import fwhm
+from hil.analysis.bandwidth import fit_conversion_spectrum, fwhm
+from hil.analysis.checks import agree, flag_all, residual_structure
 from hil.experiment import step
 from hil.plotting import save_series_plot
 from hil.results import FitError, Result
@@ -63,12 +67,15 @@ def conversion_bandwidth(
     priors = load_priors(run)
     duty = duty_cycle(STEP, lab)
     laser = lab.pump
-    power = one_laser_power(laser, pump_power_w)
+    power = operating_laser_power(run, STEP, laser, pump_power_w)
     vna = Vna(STEP, lab.vna, if_bandwidth_hz=if_bandwidth_hz, power_dbm=vna_power_dbm,
               averages=averages)
     f_m = priors.f_m_hz
-    search = Window.around("frequency", f_m, search_span_linewidths * priors.rates.kappa_m_hz,
-                           search_points)
+    # The window from the expected width kappa_m (1 + C), C scaled from the bidirectional
+    # calibration's to this power (0 when this run has none).
+    expected_c = _expected_cooperativity(run, power)
+    search = Window.around("frequency", f_m, search_span_linewidths * priors.rates.kappa_m_hz
+                           * (1 + expected_c), search_points)
     vna.check_window(search, "search_span_linewidths")
     wavelength = on_grid(laser, priors.pump_wavelength_m)
     check_wavelength(STEP, lab, wavelength)
@@ -97,13 +104,28 @@ def conversion_bandwidth(
     freqs = fine.frequencies()
     power_trace = data["s21"][0] ** 2
     width = fwhm(freqs, power_trace)
+    try:
+        model = fit_conversion_spectrum(freqs - f_m, power_trace, priors.rates, -pump.detuning_hz)
+    except FitError as exc:
+        raise FitError(f"{STEP}: the conversion spectrum did not fit the model ({exc})") from None
     chip_w = float(on_chip_peak_w(data["monitor_power"][0], priors.chip_per_monitor, duty))
     results = {
-        "bandwidth_hz": Result(width.fwhm, "Hz", width.fwhm_err),
+        "bandwidth_hz": Result(model.fwhm, "Hz", model.fwhm_err),
+        "bandwidth_crossings_hz": Result(width.fwhm, "Hz", width.fwhm_err),
+        "cooperativity": Result(model.cooperativity, "", model.cooperativity_err),
         "center_offset_hz": Result(width.center - f_m, "Hz", width.fwhm_err / 2),
         "pump_power_w": Result(chip_w, "W", chip_w * priors.rel_err.get("chip_per_monitor", 0.0)),
         "pump_detuning_hz": Result(pump.detuning_hz, "Hz", pump.detuning_err),
     }
+    # The model's width and the crossings' agree unless the shape is not the model's (then the
+    # linewidths or the detuning it was built from are wrong); the residuals must be noise.
+    flag_all(results, ("bandwidth_hz", "cooperativity"),
+             residual_structure(model.residuals, "conversion spectrum fit (a triple-resonance "
+                                "mismatch or a wrong pump detuning moves the peak)"),
+             agree(width.fwhm, width.fwhm_err, model.fwhm, model.fwhm_err,
+                   "bandwidth between the half-maximum crossings vs the model's", rel_tol=0.1),
+             priors.doubt(*LINEWIDTHS))
+    flag_all(results, ("pump_power_w",), priors.doubt("chip_per_monitor"))
     run.record_results(STEP, results)
 
     norm = width.peak
@@ -119,3 +141,12 @@ def conversion_bandwidth(
               f"κm/2π = {priors.rates.kappa_m_hz / 1e6:.3f} MHz\n"
               f"P_chip = {chip_w * 1e3:.4g} mW peak"))
     return results
+
+
+def _expected_cooperativity(run, laser_w: float) -> float:
+    """C at ``laser_w`` from the bidirectional calibration's C at its own laser power (C is
+    proportional to the pump power), or 0 when this run has none."""
+    point = run.results.get("bidirectional", {})
+    if "cooperativity" not in point or "laser_power_w" not in point:
+        return 0.0
+    return point["cooperativity"].value * laser_w / point["laser_power_w"].value

@@ -39,7 +39,7 @@ from experiments.transduction.pump import (
     check_wavelength,
     finish,
     on_grid,
-    one_laser_power,
+    operating_laser_power,
     start_pump,
 )
 from experiments.transduction.vna import conversion_measured, conversion_spectra, conversion_windows
@@ -74,7 +74,7 @@ def efficiency_vs_detuning(
     """
     priors = load_priors(run, pump_calibration=False)
     laser = lab.pump
-    power = one_laser_power(laser, pump_power_w)
+    power = operating_laser_power(run, STEP, laser, pump_power_w)
     rates = priors.rates
     vna, main, reference = conversion_windows(
         STEP, lab, priors, span_linewidths=span_linewidths, points=points,

@@ -16,8 +16,9 @@ origin gives ``P_C1 = 1/k`` and ``g0 = sqrt(k kappa_o kappa_m / (4 n_p/P))`` wit
 ``n_p/P = 4 kappa_ex / (hbar w kappa^2)`` in rad/s (physics.md §1.1). ``eta_max = eta_o eta_m``
 (the efficiency at C = 1) comes from the resonance steps' linewidths.
 
-At the operating power (the highest of the sweep unless ``operating_power_w`` says otherwise,
-as laser output power) the four traces are taken again with more averaging and recorded as the
+At the operating power (unless ``operating_power_w`` says otherwise: the laser power at C = 1
+from the sweep's own P_C1, within the laser's range on this station, never its maximum by
+default) the four traces are taken again with more averaging and recorded as the
 step ``bidirectional``, whose ``eta_total`` is eta at the microwave resonance frequency.
 """
 
@@ -28,6 +29,12 @@ from typing import Annotated
 
 import numpy as np
 
+from experiments.transduction.coupling import (
+    OVER,
+    correct_optical_resonance,
+    extrapolated,
+    resolve_coupling,
+)
 from experiments.transduction.params import (
     CONVERSION_POINTS,
     CONVERSION_SPAN,
@@ -44,7 +51,7 @@ from experiments.transduction.params import (
     VNA_POWER,
     Param,
 )
-from experiments.transduction.priors import eta_max_with_error, load_priors
+from experiments.transduction.priors import LINEWIDTHS, eta_max_with_error, load_priors
 from experiments.transduction.pump import (
     check_wavelength,
     duty_cycle,
@@ -53,11 +60,13 @@ from experiments.transduction.pump import (
     on_chip_peak_w,
     on_grid,
     one_laser_power,
+    power_for_c1,
     pump_setpoint,
     start_pump,
 )
 from experiments.transduction.pump_detuning import measure_pump_detuning
 from experiments.transduction.vna import conversion_measured, conversion_spectra, conversion_windows
+from hil.analysis.checks import SIGMAS, agree, fit_quality, flag_all, not_above, runs_z
 from hil.analysis.efficiency import fit_slope
 from hil.analysis.transducer import conversion_efficiency, g0_from_cooperativity_slope
 from hil.experiment import step
@@ -76,7 +85,8 @@ def efficiency_vs_pump(
         power_min_w: Annotated[float, POWER_MIN] = 0.0,
         power_max_w: Annotated[float, POWER_MAX] = 0.0,
         operating_power_w: Annotated[float, LASER_POWER(
-            "Laser power of the bidirectional calibration", zero="the highest of the sweep")] = 0.0,
+            "Laser power of the bidirectional calibration",
+            zero="C = 1 from the sweep, within the laser's range")] = 0.0,
         span_linewidths: Annotated[float, CONVERSION_SPAN] = 6.0,
         points: Annotated[int, CONVERSION_POINTS] = 101,
         reference_offset_hz: Annotated[float, REFERENCE_OFFSET] = 0.0,
@@ -101,7 +111,6 @@ def efficiency_vs_pump(
     duty = duty_cycle(STEP, lab)
     laser = lab.pump
     planned = laser_powers(laser, powers, power_min_w, power_max_w)
-    operating = one_laser_power(laser, operating_power_w, default=float(planned[-1]))
     rates = priors.rates
     vna, main, reference = conversion_windows(
         STEP, lab, priors, span_linewidths=span_linewidths, points=points,
@@ -125,25 +134,43 @@ def efficiency_vs_pump(
 
     # -- analysis ------------------------------------------------------------------------------
     chip_w = on_chip_peak_w(data["monitor_power"], priors.chip_per_monitor, duty)
-    spectra = conversion_spectra(data, main, reference, priors, delta_p)
-    coop = np.array([p.cooperativity for p in spectra])
-    coop_err = np.array([p.cooperativity_err for p in spectra])
-    slope = fit_slope(chip_w * factor, coop, coop_err)  # C = k L P, k at zero detuning
+    regime = resolve_coupling(priors, lambda p: _cooperativity_slope(
+        conversion_spectra(data, main, reference, p, delta_p), chip_w * factor))
+    if regime.changed:
+        run.event("coupling", f"{STEP}: {regime.note}")
+        correct_optical_resonance(run, regime)
+    priors = regime.priors
+    spectra, slope = regime.spectra, regime.slope
     k = slope.slope
     k_rel = math.hypot(slope.stderr / k, pump.factor_err / factor,
                        priors.rel_err.get("chip_per_monitor", 0.0))
     r = priors.rel_err
+    rates = priors.rates
     g0 = g0_from_cooperativity_slope(k, rates, priors.pump_frequency_hz)
     g0_rel = 0.5 * math.sqrt(k_rel ** 2 + 9 * r["kappa_o_hz"] ** 2 + r["kappa_m_hz"] ** 2
                              + r["kappa_o_ex_hz"] ** 2 + r["wavelength_m"] ** 2)
     eta_max, eta_max_err = eta_max_with_error(priors)
+    c_reached = float(max(p.cooperativity for p in spectra))
     results = {
         "g0_hz": Result(g0, "Hz", g0 * g0_rel),
         "p_c1_w": Result(1 / k, "W", k_rel / k),
         "eta_max": Result(eta_max, "", eta_max_err),
+        "kappa_o_ex_hz": Result(rates.kappa_o_ex_hz, "Hz",
+                                rates.kappa_o_ex_hz * r["kappa_o_ex_hz"]),
+        "optical_over_coupled": Result(1.0 if regime.verdict.chosen == OVER else 0.0, ""),
         "pump_detuning_hz": Result(delta_p, "Hz", pump.detuning_err),
         "c_fit_chi2_reduced": Result(slope.chi2_reduced, "", None),
+        "c_reached": Result(c_reached, ""),
+        "eta_max_extrapolated": Result(extrapolated(c_reached), ""),
     }
+    dof = max(len(spectra) - 1, 1)
+    flag_all(results, ("g0_hz", "p_c1_w"), fit_quality(slope.chi2_reduced, dof, "C = P / P_C1"),
+             spectrum_shape(spectra))
+    flag_all(results, ("g0_hz", "p_c1_w", "eta_max", "kappa_o_ex_hz"),
+             regime.verdict.reason("optical coupling regime (dip depth alone is symmetric in "
+                                   "kappa_o_ex <-> kappa_o_0)"))
+    flag_all(results, ("g0_hz", "p_c1_w"), priors.doubt())
+    flag_all(results, ("eta_max",), priors.doubt(*LINEWIDTHS))
     run.record_results(STEP, results)
 
     eta_f_m = np.array([p.eta_at_f_m() for p in spectra])
@@ -161,6 +188,8 @@ def efficiency_vs_pump(
               f"Δp/2π = {delta_p / 1e6:+.2f} MHz"))
 
     # -- the bidirectional calibration at the operating power --------------------------------
+    operating = (one_laser_power(laser, operating_power_w) if operating_power_w else
+                 power_for_c1(run, STEP, laser, planned, chip_w * factor, k))
     vna.set_averages(operating_averages)
     point = run.sweep(BIDIRECTIONAL, pump_setpoint(lab), [operating],
                       {"monitor_power": lab.monitor.power, **conversion_measured(vna, main, reference)},
@@ -174,7 +203,18 @@ def efficiency_vs_pump(
         "pump_power_w": Result(operating_chip_w, "W", operating_chip_w * priors.rel_err.get(
             "chip_per_monitor", 0.0)),
         "cooperativity": Result(spectrum.cooperativity, "", spectrum.cooperativity_err),
+        "laser_power_w": Result(float(operating), "W"),
     }
+    # The physics across steps: eta_total <= eta_max (4C/(1+C)^2 <= 1), and the C of this
+    # spectrum against the C the sweep's slope predicts at this pump power (physics.md §1.3).
+    predicted_c = k * factor * operating_chip_w
+    flag_all(bidirectional, ("eta_total",), not_above(
+        eta_total, eta_total_err, eta_max, eta_max_err, "eta_total", "eta_max = eta_o eta_m"))
+    flag_all(bidirectional, ("cooperativity",), agree(
+        spectrum.cooperativity, spectrum.cooperativity_err, predicted_c, predicted_c * k_rel,
+        "C at the operating power vs C = P / P_C1 from the sweep"))
+    flag_all(bidirectional, ("pump_power_w",), priors.doubt("chip_per_monitor"))
+    flag_all(bidirectional, ("cooperativity",), priors.doubt(*LINEWIDTHS))
     run.record_results(BIDIRECTIONAL, bidirectional)
     offsets_mhz = spectrum.offsets_hz / 1e6
     save_series_plot(
@@ -187,3 +227,22 @@ def efficiency_vs_pump(
         note=(f"η_tot(f_m) = {eta_total:.4f} ± {eta_total_err:.4f}\n"
               f"P_chip = {operating_chip_w * 1e3:.4g} mW peak"))
     return results
+
+
+def spectrum_shape(spectra) -> str | None:
+    """The conversion spectra's residuals against the model, over the whole sweep: structure in
+    most of them (median runs-test z) means the spectrum is not where or how the model puts it."""
+    z = float(np.median([runs_z(np.sqrt(np.clip(p.eta, 0, None)) - np.sqrt(p.fit.model(p.offsets_hz)))
+                         for p in spectra]))
+    if z < -SIGMAS:
+        return (f"conversion spectra: the residuals keep their sign over long stretches (median "
+                f"runs-test z = {z:.1f}); the line shape is not the model's (a triple-resonance "
+                "mismatch, signal mode != pump mode + f_m, or a wrong pump detuning shifts the peak)")
+    return None
+
+
+def _cooperativity_slope(spectra, pump_w):
+    """The spectra's C against the on-chip pump (times the detuning factor): C = k P."""
+    coop = np.array([p.cooperativity for p in spectra])
+    coop_err = np.array([p.cooperativity_err for p in spectra])
+    return spectra, fit_slope(pump_w, coop, coop_err)

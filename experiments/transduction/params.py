@@ -31,7 +31,8 @@ VNA_AVERAGES = Param("", within(role_range("vna", "averages"), 1, 10_000),
 MONITOR_AVERAGES = Param("", within(role_range("monitor", "averages"), 1, 10_000),
                          "Readings the monitor meter averages")
 
-PUMP_POWER = LASER_POWER("Laser output power", zero="the laser's maximum")
+PUMP_POWER = LASER_POWER("Laser output power", zero="efficiency_vs_pump's operating point (C = 1 "
+                         "within the laser's range), else the laser's maximum")
 POWERS = Param("", (1, 200), "Number of laser powers (log-spaced)")
 POWER_MIN = LASER_POWER("Lowest laser output power")
 POWER_MAX = LASER_POWER("Highest laser output power")

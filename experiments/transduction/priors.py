@@ -11,8 +11,13 @@ from dataclasses import dataclass
 
 from scipy.constants import c as SPEED_OF_LIGHT
 
+from hil.analysis.checks import built_on
 from hil.analysis.transducer import Rates
 from hil.calibration import require
+from hil.results import Result
+
+#: The resonance steps' linewidths: what eta_max = eta_o eta_m is computed from.
+LINEWIDTHS = ("kappa_o_hz", "kappa_o_ex_hz", "kappa_m_hz", "kappa_m_ex_hz")
 
 
 @dataclass(frozen=True)
@@ -24,16 +29,27 @@ class Priors:
     f_m_hz: float
     chip_per_monitor: float | None
     rel_err: dict[str, float]  # relative standard errors by result name
+    suspects: dict[str, str] | None = None  # reason by result name, for suspect priors
+
+    def doubt(self, *names: str) -> str | None:
+        """Why a result computed from the priors ``names`` (all of them if none) inherits a doubt."""
+        found = {n: r for n, r in (self.suspects or {}).items() if not names or n in names}
+        return ("built on suspect " + "; ".join(f"{n} ({r})" for n, r in found.items())
+                if found else None)
 
     @property
     def pump_frequency_hz(self) -> float:
         return SPEED_OF_LIGHT / self.pump_wavelength_m
 
 
-def _value(run, step: str, name: str) -> tuple[float, float]:
-    result = require(run, step, name)
-    rel = (result.stderr or 0.0) / abs(result.value) if result.value else 0.0
-    return float(result.value), float(rel)
+def _result(run, step: str, name: str) -> Result:
+    """``step.name``; optical_resonance's kappa_o_ex_hz replaced by the root the conversion data
+    chose (efficiency_vs_pump, experiments.transduction.coupling) once this run has it."""
+    if (step, name) == ("optical_resonance", "kappa_o_ex_hz"):
+        chosen = getattr(run, "results", {}).get("efficiency_vs_pump", {}).get(name)
+        if chosen is not None:
+            return chosen
+    return require(run, step, name)
 
 
 def load_priors(run, *, pump_calibration: bool = True) -> Priors:
@@ -46,12 +62,20 @@ def load_priors(run, *, pump_calibration: bool = True) -> Priors:
               ("microwave_resonance", "kappa_m_hz"), ("microwave_resonance", "kappa_m_ex_hz")]
     if pump_calibration:
         wanted.append(("pump_calibration", "chip_per_monitor"))
+    used: dict[str, Result] = {}
     for step, name in wanted:
-        values[name], rel[name] = _value(run, step, name)
+        result = used[f"{step}.{name}"] = _result(run, step, name)
+        values[name] = float(result.value)
+        rel[name] = (result.stderr or 0.0) / abs(result.value) if result.value else 0.0
     rates = Rates(values["kappa_o_hz"], values["kappa_o_ex_hz"], values["kappa_m_hz"],
                   values["kappa_m_ex_hz"])
+    suspect = built_on(used)
+    if suspect and hasattr(run, "event"):
+        run.event("suspect", f"going on with suspect calibrations, results built on them are "
+                             f"marked: {suspect}")
     return Priors(values["wavelength_m"], rates, values["f_m_hz"],
-                  values.get("chip_per_monitor"), rel)
+                  values.get("chip_per_monitor"), rel,
+                  {key.split(".")[1]: r.suspect for key, r in used.items() if r.suspect})
 
 
 def eta_max_with_error(priors: Priors) -> tuple[float, float]:

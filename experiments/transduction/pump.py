@@ -106,3 +106,33 @@ def finish(lab) -> None:
     for role in ("pump", "vna"):
         if role in lab.roles:
             lab.roles[role].safe_state()
+
+
+def power_for_c1(run, step: str, laser, laser_w, chip_w, k_per_w: float) -> float:
+    """The laser power at C = 1 (``C = k P_chip``) from a sweep's laser setpoints and on-chip
+    powers, inside the laser's range on this station; an event says when C = 1 is out of reach."""
+    laser_w = np.asarray(laser_w, dtype=float)
+    chip_w = np.asarray(chip_w, dtype=float)
+    chip_per_laser = float(np.sum(chip_w * laser_w) / np.sum(laser_w ** 2))
+    wanted = 1.0 / (k_per_w * chip_per_laser)
+    low, high = power_range_w(laser)
+    chosen = min(max(wanted, low), high)
+    if chosen != wanted:
+        run.event("operating_point", f"{step}: C = 1 needs {wanted * 1e3:.4g} mW from the laser, "
+                                     f"outside its range [{low * 1e3:.4g}, {high * 1e3:.4g}] mW on "
+                                     f"this station; operating at {chosen * 1e3:.4g} mW "
+                                     f"(C = {chosen / wanted:.3g})")
+    return chosen
+
+
+def operating_laser_power(run, step: str, laser, value: float) -> float:
+    """A transduction step's pump power: ``value``, or for 0 the operating point
+    efficiency_vs_pump chose (C = 1 within the laser's range), else the laser's maximum."""
+    if value != 0:
+        return float(value)
+    chosen = run.results.get("bidirectional", {}).get("laser_power_w")
+    if chosen is None:
+        run.event("operating_point", f"{step}: no operating point from efficiency_vs_pump in this "
+                                     "run; pumping at the laser's maximum")
+        return float(power_range_w(laser)[1])
+    return float(chosen.value)

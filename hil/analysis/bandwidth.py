@@ -103,3 +103,91 @@ def fwhm(x, y, *, half_points: int = 3) -> WidthFit:
     err = math.sqrt(left_err ** 2 + right_err ** 2 + level ** 2)
     return WidthFit(fwhm=right - left, fwhm_err=err, left=left, right=right, peak=peak,
                     peak_err=peak_err)
+
+
+@dataclass(frozen=True)
+class SpectrumFit:
+    """The conversion spectrum's model fit: its FWHM, the C that shapes it, the noise bias."""
+
+    fwhm: float
+    fwhm_err: float
+    cooperativity: float
+    cooperativity_err: float
+    scale: float          # path gain times eta at the model's peak
+    noise_bias: float     # additive |S21|^2 of the receiver noise (the magnitude's bias)
+    residuals: np.ndarray
+    model: object         # callable offset -> fitted |S21|^2
+
+
+def fit_conversion_spectrum(offset_hz, power, rates, delta_o_hz: float = 0.0) -> SpectrumFit:
+    """Fit ``|S21|^2 = G eta(offset; C) + b`` (physics.md §1.3 spectrum) with the linewidths
+    known: C sets the shape (width kappa_m (1 + C) for kappa_o >> kappa_m, split above C ~ 1.5
+    when they are comparable), G the unknown path gain, b >= 0 the receiver noise that biases a
+    magnitude squared upwards. The bandwidth is the FWHM of the fitted model, so every point of
+    the trace weighs in, not the two nearest the half maximum."""
+    from scipy.optimize import least_squares
+
+    from hil.analysis.transducer import conversion_efficiency
+
+    x = np.asarray(offset_hz, dtype=float)
+    y = np.asarray(power, dtype=float)
+    if x.size < 8:
+        raise FitError(f"need at least 8 points of a conversion spectrum, got {x.size}")
+    y_scale = float(np.max(y))
+    if not y_scale > 0:
+        raise FitError("no conversion peak: the trace is zero everywhere")
+    ys = y / y_scale
+
+    def shape(log_c):
+        return conversion_efficiency(x, math.exp(log_c), rates, delta_o_hz)
+
+    def linear(log_c):
+        """Best G, b for this C (linear least squares, b >= 0)."""
+        m = shape(log_c)
+        design = np.column_stack([m, np.ones_like(m)])
+        (g, b), *_ = np.linalg.lstsq(design, ys, rcond=None)
+        if b < 0:
+            g, b = float(np.dot(m, ys) / np.dot(m, m)), 0.0
+        return g, b
+
+    def residual(p):
+        g, b = linear(p[0])
+        return g * shape(p[0]) + b - ys
+
+    grid = np.linspace(math.log(1e-4), math.log(1e3), 141)
+    first = float(grid[int(np.argmin([np.sum(residual([v]) ** 2) for v in grid]))])
+    fit = least_squares(residual, x0=[first], method="lm")
+    log_c = float(fit.x[0])
+    dof = max(x.size - 3, 1)
+    s2 = float(np.sum(fit.fun ** 2)) / dof
+    jtj = float(np.sum(fit.jac ** 2))
+    log_c_err = math.sqrt(s2 / jtj) if jtj > 0 else math.inf
+    g, b = linear(log_c)
+
+    def width(lc: float) -> float:
+        return model_fwhm(rates, math.exp(lc), delta_o_hz, span_hz=max(x[-1] - x[0], 1.0) * 4)
+
+    w = width(log_c)
+    dw = abs(width(log_c + 1e-3) - width(log_c - 1e-3)) / 2e-3
+    c = math.exp(log_c)
+    return SpectrumFit(
+        fwhm=w, fwhm_err=dw * log_c_err, cooperativity=c, cooperativity_err=c * log_c_err,
+        scale=g * y_scale, noise_bias=b * y_scale, residuals=fit.fun * y_scale,
+        model=lambda f: (g * conversion_efficiency(np.asarray(f, float), c, rates, delta_o_hz)
+                         + b) * y_scale)
+
+
+def model_fwhm(rates, cooperativity: float, delta_o_hz: float, span_hz: float) -> float:
+    """FWHM of the model spectrum (outermost half-maximum points of a dense, noiseless curve)."""
+    from hil.analysis.transducer import conversion_efficiency
+
+    x = np.linspace(-span_hz / 2, span_hz / 2, 8001)
+    y = conversion_efficiency(x, cooperativity, rates, delta_o_hz)
+    above = np.flatnonzero(y >= y.max() / 2)
+    if above.size == 0 or above[0] == 0 or above[-1] == x.size - 1:
+        raise FitError("the model's half maximum lies outside the span")
+
+    def cross(i, j):  # linear interpolation between a point below and one above
+        return x[i] + (y.max() / 2 - y[i]) * (x[j] - x[i]) / (y[j] - y[i])
+
+    return float(cross(above[-1] + 1, above[-1]) - cross(above[0] - 1, above[0]))
