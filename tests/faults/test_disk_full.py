@@ -71,13 +71,15 @@ def test_a_run_without_room_to_start_is_refused_before_anything_opens(small_disk
     assert not out.exists()
 
 
-def test_the_chain_on_a_filling_disk_fails_cleanly_and_keeps_every_finished_step(small_disk):
+def test_the_chain_on_a_filling_disk_fails_cleanly_and_keeps_every_finished_step(small_disk,
+                                                                                  tmp_path):
     # 1.1 MB holds part of the chain (its file and plots need ~1.4 MB); a run may start with
-    # 0.9 MB free and keeps 225 kB free for closing its file.
+    # 0.9 MB free and keeps 225 kB free for closing its file. The run catalog lives on another
+    # disk here, as a shared one would: only the run file and its plots fill this one.
     disk = small_disk("1100k")
     out = disk / "chain.h5"
     done = hil("run", "chain", "--station", str(TWIN), "--out", str(out),
-               env={MARGIN_ENV: "900000"})
+               env={MARGIN_ENV: "900000", "HIL_CATALOG": f"sqlite:///{tmp_path / 'catalog.sqlite'}"})
     assert done.returncode == 1, (done.returncode, done.stderr)  # not 139: no crash
     assert "error: run failed: disk nearly full" in done.stderr
     assert "Traceback" not in done.stderr
