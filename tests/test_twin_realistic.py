@@ -30,9 +30,16 @@ def test_realistic_station_differs_from_the_default_only_by_its_effects() -> Non
 def test_chain_recovers_the_device_with_the_realistic_effects(tmp_path: Path) -> None:
     out = tmp_path / "run.h5"
     result = CliRunner().invoke(main, ["run", "chain", "--station", str(REALISTIC), "--out", str(out)])
-    assert result.exit_code == 0, result.output
+    # Exit 3: completed, with results the chain doubts. Pump-induced microwave loss (the
+    # quasiparticle effect) bends the conversion spectrum away from the fixed-kappa_m model, and
+    # the spectrum fit's residual check says so: only the bandwidth step's fit may be doubted.
+    assert result.exit_code in (0, 3), result.output
     summary = json.loads(CliRunner().invoke(main, ["show", str(out), "--json"]).output)
     assert summary["status"] == "completed"
+    doubted = {(step, name) for step, data in summary["steps"].items()
+               for name, r in data["results"].items() if "suspect" in r}
+    assert doubted <= {("conversion_bandwidth", "bandwidth_hz"),
+                       ("conversion_bandwidth", "cooperativity")}, doubted
     twin = TwinLab(TwinParams.from_mapping(yaml.safe_load(REALISTIC.read_text())["twin"]))
     truth = twin.truth()
 
