@@ -578,7 +578,8 @@ def test_the_chain_through_a_served_twin_equals_the_chain_in_process(tmp_path) -
     assert served["status"] == local["status"] == "completed"
     assert list(served["steps"]) == list(local["steps"])
     thermometer_rel = TwinParams().noise.thermometer_rel
-    thermometer = {"cryostat_check", "fridge_load", ("added_noise", "mxc_temperature_k")}
+    thermometer = {"cryostat_check", "fridge_load", "fridge_load_probe",
+                   ("added_noise", "mxc_temperature_k")}
     exact = 0
     for step, want in local["steps"].items():
         got = served["steps"][step]
@@ -587,7 +588,11 @@ def test_the_chain_through_a_served_twin_equals_the_chain_in_process(tmp_path) -
         for name, result in want["results"].items():
             value = got["results"][name]["value"]
             if step in thermometer or (step, name) in thermometer:
-                if result["stderr"] is not None:
+                if step == "fridge_load":
+                    # Its heater ladder is scaled from a probe reading, so the two runs heat
+                    # the fridge at different powers: equal within the fit's model, not its noise.
+                    assert value == pytest.approx(result["value"], rel=0.005), (step, name)
+                elif result["stderr"] is not None:
                     assert abs(value - result["value"]) <= 5 * result["stderr"], (step, name)
                 elif name == "stability_k":
                     assert value == pytest.approx(result["value"], rel=0.5)
