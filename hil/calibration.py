@@ -77,16 +77,20 @@ class Calibration:
         now = now or datetime.now(UTC)
         return (now - datetime.fromisoformat(self.finished)).total_seconds()
 
-    def fresh(self, now: datetime | None = None) -> bool:
-        return self.age_s(now) <= self.valid_for_s and self.run_readable()
+    def fresh(self, now: datetime | None = None, *, current_run: Path | None = None) -> bool:
+        """Young enough, and its run file (if still there) holds it; ``current_run`` is the run
+        asking, whose file may have replaced the one this calibration came from."""
+        return self.age_s(now) <= self.valid_for_s and self.run_readable(current_run)
 
-    def run_readable(self) -> bool:
+    def run_readable(self, current_run: Path | None = None) -> bool:
         """False when the run file is there but no longer holds these results readably (a
-        full disk or a damaged copy); a file moved away is judged by age alone."""
+        full disk or a damaged copy); a file moved away, or replaced by the run now asking
+        (its name reused), is judged by age alone."""
         from hil.store import summary
 
         path = Path(self.run)
-        if not path.is_file():
+        if not path.is_file() or (current_run is not None
+                                  and path.resolve() == Path(current_run).resolve()):
             return True
         try:
             step = summary(path)["steps"].get(self.step, {})

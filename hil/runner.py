@@ -179,7 +179,7 @@ class Run:
         except CatalogError as exc:
             self.catalog_failed(exc)
             return
-        if not entries or not all(e.fresh() for e in entries):
+        if not entries or not all(e.fresh(current_run=self.path) for e in entries):
             return
         for entry in entries:
             if entry.step in self.results:

@@ -113,3 +113,27 @@ def test_unreadable_store_is_reported_not_overwritten(tmp_path: Path) -> None:
                                            "database$"):
         open_catalog(None, tmp_path)
     assert (tmp_path / "catalog.sqlite").read_text() == "{not a database"
+
+
+def test_a_run_reusing_a_deleted_runs_file_name_still_reuses_its_calibrations(tmp_path: Path
+                                                                               ) -> None:
+    """The file an optical_resonance calibration came from is deleted and a new run takes its
+    name: the plan reuses the calibration, and the step that needs it must find it fresh then
+    too, not judge it by the new run's own (still empty) file."""
+    from click.testing import CliRunner
+
+    from hil.cli import main
+    from hil.store import open_run
+
+    station = Path(__file__).resolve().parent.parent / "stations" / "twin.yaml"
+    out = tmp_path / "run.h5"
+    first = CliRunner().invoke(main, ["run", "optical_resonance", "--station", str(station),
+                                      "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    out.unlink()
+    again = CliRunner().invoke(main, ["run", "pump_calibration", "--station", str(station),
+                                      "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    record = open_run(out)
+    assert record.steps["optical_resonance"].attrs["copied_from"] == str(out)
+    assert "pump_calibration" in record.results
