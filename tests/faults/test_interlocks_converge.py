@@ -69,7 +69,10 @@ def test_give_up_s_counts_from_the_first_trip(tmp_path):
         execute(experiment(heater_and_pump), station, out, {}, console=quiet())
     record = open_run(out)
     assert record.status == "interlocked"
-    assert 2 <= len(trips(record)) < 100
+    # How many trips fit in those waits depends on the watcher thread's wall-clock scheduling
+    # (over a hundred on a loaded machine); what matters is that give_up_s, not max_trips,
+    # ended the run (the message above) and that it did not run on to max_trips.
+    assert 2 <= len(trips(record)) < 1000
 
 
 def test_on_the_virtual_clock_the_interlock_trips_at_the_crossing_not_after_the_wait(tmp_path):
