@@ -531,6 +531,8 @@ def _holding_the_station(execute: Callable[..., Run]) -> Callable[..., Run]:
     def held(experiment: Experiment, station: Path, out: Path, *args: Any, **kwargs: Any
              ) -> Run:
         check_writable(out)
+        if kwargs.get("lab") is not None:  # an open lab: its owner holds the lock already
+            return execute(experiment, station, out, *args, **kwargs)
         with station_lock(station, purpose="run", run=out):
             return execute(experiment, station, out, *args, **kwargs)
     return held
@@ -540,13 +542,17 @@ def _holding_the_station(execute: Callable[..., Run]) -> Callable[..., Run]:
 def execute(experiment: Experiment, station: Path, out: Path,
             params: Mapping[str, Mapping[str, Any]], console: Console | None = None,
             *, force: bool = False, realtime: bool = False, catalog: str | None = None,
-            meta: Mapping[str, str] | None = None) -> Run:
+            meta: Mapping[str, str] | None = None, lab: Lab | None = None) -> Run:
     """Open the station, run the experiment, and leave the lab safe and the file truthful.
 
     A multi-step experiment (the chain) re-runs only the steps that went stale (all of them
     with ``force``); fresh steps' results are copied in from the run that produced them.
     The run is indexed in the catalog (``catalog``: a SQLAlchemy URL, default
     :func:`hil.catalog.catalog_url`) when it starts and when it ends.
+
+    ``lab``: an already open lab of ``station`` to run on instead of opening it (hil.notebook);
+    the run ends as any run does, ``lab.close()`` included, so its owner passes one whose
+    ``close`` leaves it open.
     """
     console = console or Console()
     params = check_parameters(experiment, station, params)  # before any file or instrument
@@ -556,7 +562,8 @@ def execute(experiment: Experiment, station: Path, out: Path,
     store = (CalibrationStore(index, name, metadata.get("device", ""))
              if index is not None else None)
     decisions = _plan(experiment, store, force, console)
-    lab = load_lab(station, clock=RealClock() if realtime else None)
+    if lab is None:
+        lab = load_lab(station, clock=RealClock() if realtime else None)
     try:
         writer = RunWriter(out, experiment=experiment.name, station_yaml=lab.yaml_text,
                            station_path=station, params=params, snapshot=lab.snapshot(),

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from hil.analysis.cooling import fit_cooling
-from hil.analysis.pump_path import fit_ratio, pump_path
+from hil.analysis.line import fit_line
+from hil.analysis.pump_path import pump_path
 from hil.analysis.stability import level
 from hil.results import FitError
 from hil.twin.fridge import mixing_chamber_steady_k
@@ -41,7 +42,7 @@ def test_pump_path_split_inverts_the_twins_path() -> None:
     laser = np.array([0.05, 0.1, 0.2, 0.5]) * 1e-3
     monitor = path.monitor_w(laser)
     through = path.through_port_w(laser, transmission=0.999)
-    split = pump_path(fit_ratio(monitor, through), 0.01, device_transmission=0.999)
+    split = pump_path(fit_line(monitor, through), 0.01, device_transmission=0.999)
     assert split.chip_per_monitor == pytest.approx(path.chip_per_monitor, rel=1e-9)
     assert split.insertion_loss_db == pytest.approx(1.0 + 10 * math.log10(2.0), rel=1e-9)
 

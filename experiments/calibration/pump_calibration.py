@@ -26,7 +26,8 @@ import numpy as np
 from scipy.constants import c as SPEED_OF_LIGHT
 
 from hil.analysis.checks import flag_all, loss_plausible
-from hil.analysis.pump_path import fit_ratio, pump_path
+from hil.analysis.line import fit_line
+from hil.analysis.pump_path import pump_path
 from hil.calibration import require
 from hil.experiment import step
 from hil.parameters import (
@@ -116,7 +117,7 @@ def pump_calibration(
                      description="pump: monitor vs through port")
     laser.safe_state()  # nothing later in this step needs light
 
-    ratio = fit_ratio(data["monitor_power"], data["through_power"])
+    ratio = fit_line(data["monitor_power"], data["through_power"])
     path = pump_path(ratio, tap_ratio, device_transmission)
     # The dip correction is known to the width and depth of optical_resonance: small, as is its
     # uncertainty, so it is left out of the error budget.

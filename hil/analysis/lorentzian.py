@@ -53,6 +53,8 @@ class DipFit:
 
 
 def dip_model(x, baseline, slope, depth, center, fwhm):
+    """The module docstring's ``P(x)``: ``baseline (1 + slope x)`` times a Lorentzian dip of
+    fractional ``depth`` and full width ``fwhm`` at ``center`` (x about the fit's reference)."""
     return baseline * (1 + slope * x) * (1 - depth / (1 + (2 * (x - center) / fwhm) ** 2))
 
 

@@ -12,8 +12,8 @@ losses in and out (``eta_in = eta_out``, the usual one for a symmetric fiber-to-
 coupling), which gives ``eta_in = sqrt(rho r / ((1 - r) T_dev))`` and the on-chip power per
 watt in the monitor arm ``(1 - r) / r * eta_in``.
 
-``rho`` is the slope of a straight line through (monitor, through) readings at several laser
-powers; the intercept absorbs the meters' zero offsets.
+``rho`` is the slope of a straight line (:func:`hil.analysis.line.fit_line`) through (monitor,
+through) readings at several laser powers; the intercept absorbs the meters' zero offsets.
 """
 
 from __future__ import annotations
@@ -21,50 +21,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
+from hil.analysis.line import LineFit
 from hil.results import FitError
-
-
-@dataclass(frozen=True)
-class RatioFit:
-    """``y = slope x + offset``, one-sigma uncertainties, from points (x, y)."""
-
-    slope: float
-    slope_err: float
-    offset: float
-    offset_err: float
-    residual_rms: float
-
-    def model(self, x):
-        return self.slope * np.asarray(x, float) + self.offset
-
-
-def fit_ratio(x, y) -> RatioFit:
-    """Straight-line fit with relative weights (power-meter noise is relative)."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if x.shape != y.shape or x.ndim != 1:
-        raise FitError(f"readings must be 1-D of one length, got {x.shape}, {y.shape}")
-    if x.size < 3:
-        raise FitError(f"need at least 3 power levels, got {x.size}")
-    if np.ptp(x) <= 0 or not np.all(np.isfinite(x)) or not np.all(np.isfinite(y)):
-        raise FitError("the monitor readings do not change with the laser power")
-    scale_x, scale_y = float(np.max(np.abs(x))), float(np.max(np.abs(y)))
-    if scale_y <= 0:
-        raise FitError("no light at the through port")
-    xs, ys = x / scale_x, y / scale_y
-    w = 1.0 / np.maximum(np.abs(ys), 1e-3)
-    design = np.column_stack([xs, np.ones_like(xs)]) * w[:, None]
-    coef, *_ = np.linalg.lstsq(design, ys * w, rcond=None)
-    resid = (ys - xs * coef[0] - coef[1]) * w
-    dof = x.size - 2
-    chi2 = float(resid @ resid) / dof
-    cov = np.linalg.inv(design.T @ design) * chi2
-    slope = coef[0] * scale_y / scale_x
-    return RatioFit(slope=float(slope), slope_err=float(np.sqrt(cov[0, 0]) * scale_y / scale_x),
-                    offset=float(coef[1] * scale_y), offset_err=float(np.sqrt(cov[1, 1]) * scale_y),
-                    residual_rms=float(np.sqrt(np.mean((ys - xs * coef[0] - coef[1]) ** 2)) * scale_y))
 
 
 @dataclass(frozen=True)
@@ -115,7 +73,7 @@ class PumpPath:
         return self.chip_per_monitor * self.eta_in_err / self.eta_in
 
 
-def pump_path(fit: RatioFit, tap_ratio: float, device_transmission: float = 1.0) -> PumpPath:
+def pump_path(fit: LineFit, tap_ratio: float, device_transmission: float = 1.0) -> PumpPath:
     """Split the measured ratio into the path's parts (see the module docstring)."""
     if not 0 < tap_ratio < 1:
         raise ValueError(f"tap_ratio must be in (0, 1), got {tap_ratio}")
