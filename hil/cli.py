@@ -221,6 +221,23 @@ _STATE_NOTES = {
 }
 
 
+@main.command("export")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--to", "to", required=True, type=click.Choice(["netcdf", "qcodes"]),
+              help="netcdf: one file, a group per step; qcodes: a QCoDeS dataset per step.")
+@click.argument("out", type=click.Path(path_type=Path))
+def export_command(path: Path, to: str, out: Path) -> None:
+    """Export the finished run file PATH to OUT (a .nc file, or a QCoDeS .db); see hil.export."""
+    from hil.export import export
+
+    try:
+        lines = export(path, to, out)
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    for line in lines:
+        click.echo(line)
+
+
 @main.command("resume")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--station", type=click.Path(path_type=Path), default=None,

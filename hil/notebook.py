@@ -160,7 +160,7 @@ def _run(experiment: Experiment, lab: Lab, out: str | Path | None,
          ) -> LabRun:
     if getattr(lab, "_closed", False):
         raise ValueError(f"{lab.path}: the lab is closed; open it again with hil.open_lab")
-    path = Path(out) if out is not None else _fresh_path(experiment.name)
+    path = (Path(out) if out is not None else _fresh_path(experiment.name)).absolute()
     if path.exists():
         raise FileExistsError(f"{path}: exists already; a run never overwrites another")
     borrowed = _Borrowed(**{f.name: getattr(lab, f.name) for f in dataclasses.fields(lab)})
@@ -244,14 +244,14 @@ def _checked_values(setpoint: Parameter, values: Iterable[float]) -> np.ndarray:
     if points.ndim != 1 or points.size == 0:
         raise ValueError(f"measure: values for {setpoint.full_name} must be a non-empty 1-D "
                          f"sequence of numbers")
-    for value in points:
+    for value in points.tolist():
         if not math.isfinite(value):
             raise ValueError(f"measure: {setpoint.full_name}: {value} is not a finite number")
         try:
             setpoint.validate(value)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"measure: {setpoint.full_name} = {value:g} {setpoint.unit} is "
-                             f"refused: {_first_line(exc)}") from None
+                             f"refused: {_first_line(exc).split('; Parameter')[0]}") from None
     return points
 
 

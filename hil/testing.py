@@ -1,4 +1,9 @@
-"""Transcript tests for QCoDeS VISA drivers: the exact bytes a driver sends, without hardware.
+"""Testing a lab's own code without hardware: drivers against transcripts, steps on the twin.
+
+Steps: the ``hil_twin`` fixture (:mod:`hil.steptest`) opens the simulated lab and runs a step
+on it as ``hil run`` would; a conftest takes it with ``pytest_plugins = ["hil.testing"]``.
+
+Drivers: transcript tests, the exact bytes a driver sends.
 
 ``expected_protocol`` builds a real driver on a fake VISA resource that replays a transcript:
 
@@ -334,3 +339,8 @@ def _raise_first_failure(resource: TranscriptResource, exc: Exception) -> None:
     first = resource.failures[0]
     if not (isinstance(exc, TranscriptMismatch) and exc.args and exc.args[0] == first):
         raise TranscriptMismatch(first) from exc
+
+
+# A lab's own steps on the twin (pytest fixtures, see hil.steptest): importing them here lets a
+# conftest say ``pytest_plugins = ["hil.testing"]``.
+from hil.steptest import TwinHarness, hil_station, hil_twin  # noqa: E402,F401

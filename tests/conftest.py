@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from qcodes.instrument import Instrument
 
+#: hil_twin and hil_station, taken as a lab's own conftest takes them.
+pytest_plugins = ["hil.testing"]
+
 PROFILES = Path(__file__).resolve().parent.parent / "sim_profiles"
 
 
