@@ -14,6 +14,8 @@ a failure leaves nothing half-written.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -125,7 +127,8 @@ def _qcodes_dataset(experiment: Any, step: str, data: xarray.Dataset,
         measurement.register_custom_parameter(str(name), setpoints=list(variable.dims),
                                               paramtype=_paramtype(variable),
                                               **_described(data, str(name)))
-    with measurement.run() as saver:
+    with contextlib.redirect_stdout(io.StringIO()), measurement.run() as saver:
+        # (QCoDeS prints "Starting experimental run ..." for each: the GUIDs are what we tell)
         for name, variable in data.data_vars.items():
             grids = np.meshgrid(*(axes[d] for d in variable.dims), indexing="ij")
             saver.add_result(*((d, g.ravel()) for d, g in zip(variable.dims, grids, strict=True)),
