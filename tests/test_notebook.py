@@ -80,16 +80,18 @@ def test_notebook_api_end_to_end_on_the_twin(lab_env):
         lab.pump.enable_output()
         grid = lab.pump.wavelength_step_m
         sweep = np.round((truth["optical_wavelength_m"] + np.arange(-15, 16) * grid) / grid) * grid
-        data = hil.measure(lab.pump.wavelength, sweep, "meter.power", **QUIET)
-        assert data["power"].attrs["units"] == "W"
+        data = hil.measure(lab.pump.wavelength, sweep, "meter.power", lab.monitor.power, **QUIET)
+        through, monitor = data["powermeter_power"], data["monitor_power"]  # both named power
+        assert through.attrs["units"] == "W" and monitor.attrs["units"] == "W"
         np.testing.assert_allclose(data["wavelength"].values, sweep)
-        dip_at = float(data["wavelength"][np.argmin(data["power"].values)])
+        dip_at = float(data["wavelength"][np.argmin(through.values)])
         assert abs(dip_at - truth["optical_wavelength_m"]) <= grid
+        assert float(monitor.min()) > 0.9 * float(monitor.max())  # the tap is before the chip
         assert not lab.pump.output()  # the measure run ended in the safe state
         on_disk = open_run(data.attrs["run_file"])
         assert on_disk.state == "completed" and on_disk.experiment == "measure"
-        np.testing.assert_array_equal(on_disk.steps["measure"]["power"].values,
-                                      data["power"].values)
+        np.testing.assert_array_equal(on_disk.steps["measure"]["powermeter_power"].values,
+                                      through.values)
 
         # The lab's own step, defined in this module, with a parameter changed.
         mine = hil.run_step(dip_scan, lab=lab, out=runs / "mine.h5", span_m=4e-12,
