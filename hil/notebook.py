@@ -140,7 +140,7 @@ def measure(setpoint: Parameter | str, values: Iterable[float], *readings: Param
         raise ValueError("measure: give at least one reading")
     read = [_parameter(lab, r, "reading") for r in readings]
     points = _checked_values(swept, values)
-    names = [p.name for p in read]
+    names = [swept.name] + [p.name for p in read]  # a name used twice: full names instead
     measured = {(p.name if names.count(p.name) == 1 else p.full_name): p for p in read}
 
     def quick_sweep(lab: Lab, run: Any) -> None:
@@ -164,7 +164,12 @@ def _run(experiment: Experiment, lab: Lab, out: str | Path | None,
     if path.exists():
         raise FileExistsError(f"{path}: exists already; a run never overwrites another")
     borrowed = _Borrowed(**{f.name: getattr(lab, f.name) for f in dataclasses.fields(lab)})
-    execute(experiment, lab.path, path, params, console=console, lab=borrowed, **options)
+    try:
+        execute(experiment, lab.path, path, params, console=console, lab=borrowed, **options)
+    except BaseException as exc:
+        if path.exists():  # the run started: its file says how it ended, with the traceback
+            exc.add_note(f"run file: {path}")
+        raise
     return LabRun.read(path)
 
 

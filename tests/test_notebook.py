@@ -152,3 +152,30 @@ def test_the_hil_twin_fixture_runs_a_labs_own_step(hil_twin):
     assert done.status == "completed" and done.path.parent == hil_twin.runs
     assert abs(done.results["dip_scan"]["center_m"].value - truth["optical_wavelength_m"]) < 1e-13
 
+
+
+@step()
+def broken(lab, run) -> None:
+    """A step whose analysis fails after it recorded data."""
+    lab.pump.enable_output()
+    run.sweep("broken", lab.pump.power, [1e-4, 2e-4], {"through": lab.meter.power})
+    raise RuntimeError("the fit fell over")
+
+
+def test_a_failing_step_leaves_the_lab_open_safe_and_its_file_failed(lab_env):
+    out = lab_env / "broken.h5"
+    with hil.open_lab(STATION_A) as lab:
+        with pytest.raises(RuntimeError, match="the fit fell over") as caught:
+            hil.run_step(broken, lab=lab, out=out, **QUIET)
+        assert f"run file: {out}" in caught.value.__notes__
+        assert not lab.pump.output()  # safe state applied at the run's end
+        record = open_run(out)
+        assert record.status == "failed" and "the fit fell over" in record.traceback
+        assert record.steps["broken"]["through"].size == 2
+        # measure tells a reading named like the setpoint by its full name
+        lab.pump.enable_output()
+        ladder = hil.measure(lab.pump.power, [1e-4, 2e-4, 4e-4], lab.meter.power, **QUIET)
+        ratio = ladder["powermeter_power"].values / ladder["power"].values
+        assert ratio == pytest.approx(ratio[0], rel=0.05)  # linear: off resonance
+        again = hil.run_step("cryostat_check", lab=lab, duration_s=8.0, interval_s=2.0, **QUIET)
+        assert again.status == "completed"  # the same open lab goes on
