@@ -11,6 +11,7 @@ byte), interlocks, safe states at the end of each run, run file, catalog entry a
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -164,8 +165,10 @@ def _run(experiment: Experiment, lab: Lab, out: str | Path | None,
     if path.exists():
         raise FileExistsError(f"{path}: exists already; a run never overwrites another")
     borrowed = _Borrowed(**{f.name: getattr(lab, f.name) for f in dataclasses.fields(lab)})
+    held = any(session.lab is lab for session in _OPEN)  # else a lab from hil.station.load_lab
     try:
-        execute(experiment, lab.path, path, params, console=console, lab=borrowed, **options)
+        with contextlib.nullcontext() if held else station_lock(lab.path, purpose="run", run=path):
+            execute(experiment, lab.path, path, params, console=console, lab=borrowed, **options)
     except BaseException as exc:
         if path.exists():  # the run started: its file says how it ended, with the traceback
             exc.add_note(f"run file: {path}")

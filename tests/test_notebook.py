@@ -179,3 +179,17 @@ def test_a_failing_step_leaves_the_lab_open_safe_and_its_file_failed(lab_env):
         assert ratio == pytest.approx(ratio[0], rel=0.05)  # linear: off resonance
         again = hil.run_step("cryostat_check", lab=lab, duration_s=8.0, interval_s=2.0, **QUIET)
         assert again.status == "completed"  # the same open lab goes on
+
+
+def test_a_lab_opened_without_open_lab_takes_the_station_for_each_run(lab_env):
+    from hil.station import load_lab
+
+    lab = load_lab(STATION_A)
+    try:
+        with station_lock(STATION_A, purpose="run"), pytest.raises(StationBusy):
+            hil.run_step("cryostat_check", lab=lab, out=lab_env / "busy.h5", **QUIET)
+        assert not (lab_env / "busy.h5").exists()
+        done = hil.run_step("cryostat_check", lab=lab, duration_s=8.0, interval_s=2.0, **QUIET)
+        assert done.status == "completed"
+    finally:
+        lab.close()
