@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.resources
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hil import experiment
+from hil.formatting import format_value
 from hil.results import Result
 from hil.safety import RunInterlocked, UnsafeLab, exit_code
 from hil.store.space import DiskFullError
@@ -769,11 +769,3 @@ def format_duration(seconds: float | None) -> str:
         return f"{seconds / 60:.1f} min"
     hours, rest = divmod(round(seconds / 60), 60)
     return f"{hours} h {rest:02d} min"
-
-
-def format_value(value: float, stderr: float | None) -> str:
-    """Enough significant digits to show the value to the second digit of its uncertainty."""
-    if stderr is None or not math.isfinite(stderr) or stderr <= 0 or value == 0:
-        return f"{value:.6g}"
-    digits = math.floor(math.log10(abs(value))) - math.floor(math.log10(stderr)) + 2
-    return f"{value:#.{min(max(digits, 2), 15)}g}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hil.dash.source import RunSource
+from hil.net import is_loopback
 
 #: How much the server lowers its CPU priority by default (see serve()).
 NICE = 10
@@ -14,8 +15,6 @@ class RemoteRefused(ValueError):
 
 def check_host(host: str, allow_remote: bool) -> None:
     """Refuse a non-loopback bind unless allowed: the view has no authentication."""
-    from hil.sim.server import is_loopback  # one definition of "loopback" for every server
-
     if not allow_remote and not is_loopback(host):
         raise RemoteRefused(f"--host {host}: not a loopback address; the dashboard has no "
                             f"authentication, so it listens on 127.0.0.1 unless --allow-remote "

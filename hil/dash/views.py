@@ -13,8 +13,8 @@ import numpy as np
 import yaml
 
 from hil.calibration import Calibration
-from hil.cli import format_value
 from hil.dash.source import RunSummary, device_of, lab_time_s, suspects
+from hil.formatting import format_value
 from hil.store import RunRecord
 
 #: Event kinds the page flags (the audit trail's safety entries).
