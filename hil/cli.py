@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -84,6 +85,14 @@ def _ended(exc: BaseException, out: Path | None) -> None:
               1 if unsafe else code)
 
 
+def check_speed(value: float | None) -> float | None:
+    """``--speed``: a positive, finite number of lab seconds per wall second."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"{value:g}: must be a positive finite number of lab seconds "
+                                 f"per wall second (1: wall speed; 60: a lab minute a second)")
+    return value
+
+
 @click.group()
 def main() -> None:
     """qlink-hil: control and characterization of microwave-to-optical transducers."""
@@ -101,13 +110,17 @@ def main() -> None:
 @click.option("--realtime", is_flag=True,
               help="On the twin: let the fridge and sweeps take wall-clock time (default: a "
                    "virtual clock, where waiting costs nothing).")
+@click.option("--speed", type=float, default=None, callback=lambda _ctx, _param, value:
+              check_speed(value), metavar="X",
+              help="With --realtime (implied): X lab seconds pass per wall second, for demos "
+                   "and live views of a long run (default 1: wall speed).")
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE",
               help="Run metadata (device, sample, cooldown, operator, notes); wins over the "
                    "station's metadata:; repeatable.")
 @click.option("--catalog", default=None, metavar="URL", help=CATALOG_HELP)
 def run_command(experiment_name: str, station: Path | None, out: Path | None,
                 assignments: tuple[str, ...], force: bool, realtime: bool,
-                meta: tuple[str, ...], catalog: str | None) -> None:
+                speed: float | None, meta: tuple[str, ...], catalog: str | None) -> None:
     """Run EXPERIMENT (``chain`` or one step) and record it to one HDF5 file."""
     from hil.runner import default_run_path, execute
 
@@ -124,7 +137,8 @@ def run_command(experiment_name: str, station: Path | None, out: Path | None,
         console.print(f"[bold]{exp.name}[/] on {station} -> {out}", highlight=False)
         started = True
         run = execute(exp, station, out, params, console=console, force=force,
-                      realtime=realtime, catalog=catalog, meta=metadata)
+                      realtime=realtime or speed is not None, speed=speed or 1.0,
+                      catalog=catalog, meta=metadata)
     except (KeyboardInterrupt, RunInterlocked) as exc:
         _ended(exc, out)
     except Exception as exc:

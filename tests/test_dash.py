@@ -209,3 +209,24 @@ def test_a_failed_read_of_a_running_file_shows_the_previous_read(tmp_path, monke
     finished = FolderSource(tmp_path, min_age_s=0)
     with pytest.raises(RunFileError):
         finished.record("live")
+
+
+def test_a_run_that_ends_between_two_polls_shows_its_final_file(tmp_path, monkeypatch):
+    """The writer finishing is seen by the state check before the next full read is due: the
+    page must then show the final file (its last results), not the last read relabelled."""
+    import dataclasses
+
+    import hil.dash.source as source_module
+    from hil.store import open_run
+
+    path = write_run(tmp_path, "live")
+    final = open_run(path)
+    running = dataclasses.replace(final, status="running", state="running", results={})
+    reads = iter([running, final])
+    states = iter(["running", "completed"])
+    monkeypatch.setattr(source_module, "open_run", lambda p: next(reads))
+    monkeypatch.setattr(source_module, "run_state", lambda p: next(states))
+    source = FolderSource(tmp_path, min_age_s=60)  # the next poll comes before a read is due
+    assert source.record("live").results == {}
+    record = source.record("live")
+    assert record.state == "completed" and record.results == final.results

@@ -25,6 +25,8 @@ from hil.store import RunFileError, RunRecord, open_run, run_state
 #: A run id is the run file's name without ``.h5``: no path separators, no leading dot.
 _RUN_ID = re.compile(r"^[^/\\.][^/\\]*$")
 _SUSPECT = re.compile(r"^result\.(.+)\.suspect$")
+#: The states of a file whose status is still ``running`` (see :func:`hil.store.run_state`).
+_WRITING = frozenset({"running", "interrupted", "unknown"})
 
 
 @dataclass(frozen=True)
@@ -131,12 +133,25 @@ class FolderSource:
         return path if path.is_file() else None
 
     def _read(self, path: Path) -> RunRecord:
+        record = self._read_cached(path, fresh=False)
+        if record.status == "running":
+            state = run_state(path)
+            if state not in _WRITING:
+                # The writer finished since the cached read: show the final file, never the
+                # last read relabelled (it would lack the last step's points and results).
+                record = self._read_cached(path, fresh=True)
+            elif state != record.state:
+                record = dataclasses.replace(record, state=state)
+        return record
+
+    def _read_cached(self, path: Path, *, fresh: bool) -> RunRecord:
         stat = path.stat()
         key = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             cached = self._records.get(path)
         now = time.monotonic()
-        if cached is not None and (cached[0] == key or now - cached[1] < self._min_age_s):
+        if not fresh and cached is not None and (cached[0] == key
+                                                 or now - cached[1] < self._min_age_s):
             record = cached[2]
         else:
             try:
@@ -152,10 +167,6 @@ class FolderSource:
                 self._records.move_to_end(path)
                 while len(self._records) > self._cache_size:
                     self._records.popitem(last=False)
-        if record.status == "running":
-            state = run_state(path)
-            if state != record.state:
-                record = dataclasses.replace(record, state=state)
         return record
 
     def runs(self) -> list[RunSummary]:
