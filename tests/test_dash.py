@@ -230,3 +230,70 @@ def test_a_run_that_ends_between_two_polls_shows_its_final_file(tmp_path, monkey
     assert source.record("live").results == {}
     record = source.record("live")
     assert record.state == "completed" and record.results == final.results
+
+
+def test_after_the_warm_up_a_poll_imports_nothing(tmp_path):
+    """The server pays its first-use costs at start (xarray's array backends, dask among them,
+    and Plotly's figures: seconds of CPU), not inside the first run someone watches: after
+    ``warm_up()``, reading a run and building its figures imports no module."""
+    import subprocess
+    import sys
+
+    write_run(tmp_path, "done")
+    script = f"""
+import sys
+from pathlib import Path
+from hil.dash.app import create_app
+from hil.dash.server import warm_up
+from hil.dash.source import FolderSource
+from hil.dash import figures, views
+warm_up()
+before = set(sys.modules)
+source = FolderSource(Path({str(tmp_path)!r}))
+record = source.record("done")
+views.run_view("done", record, figures=set())
+for step, data in record.steps.items():
+    figures.step_figure(data, title=step)
+    for name in data.data_vars:
+        figures.newest_row(data, name)
+print(sorted(set(sys.modules) - before))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_a_slow_read_is_not_repeated_before_four_times_its_cost(tmp_path, monkeypatch):
+    """A file being written is read again when it changed, but never sooner than
+    IDLE_PER_READ (4) times the last read's duration: the view takes at most a fifth of a
+    core from the writer however big the file grows."""
+    import dataclasses
+    import os
+    from types import SimpleNamespace
+
+    import hil.dash.source as source_module
+    from hil.store import open_run
+
+    path = write_run(tmp_path, "live")
+    running = dataclasses.replace(open_run(path), status="running", state="running")
+    now = [100.0]
+    reads = []
+
+    def slow_open_run(p):  # each read costs 1 s of the (fake) monotonic clock
+        reads.append(now[0])
+        now[0] += 1.0
+        return running
+
+    monkeypatch.setattr(source_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(source_module, "open_run", slow_open_run)
+    monkeypatch.setattr(source_module, "run_state", lambda p: "running")
+    source = FolderSource(tmp_path, min_age_s=0.5)
+    source.record("live")  # read at 100 s, done at 101 s: not again before 105 s
+    for step, stamp in enumerate((1, 2, 3)):
+        os.utime(path, ns=(stamp, stamp))  # the writer flushed: the file changed
+        now[0] = 101.0 + step * 1.3
+        source.record("live")
+    assert reads == [100.0]
+    now[0] = 105.1
+    source.record("live")
+    assert reads == [100.0, 105.1]
