@@ -711,9 +711,10 @@ def twin_serve_command(station: Path | None, host: str, port_base: int, control_
 
 @main.command("dash")
 @click.option("--runs", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
-              help="Folder of the run files (and calibrations.json) to show.")
+              help="Folder of the run files to show.")
 @click.option("--catalog", metavar="URL", default=None,
-              help="Read runs from a run catalog instead of --runs (SQLAlchemy URL).")
+              help="Run catalog the calibrations come from (SQLAlchemy URL; default: the "
+                   "folder's catalog.sqlite).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; loopback only unless --allow-remote.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8050, show_default=True,

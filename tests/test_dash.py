@@ -297,3 +297,37 @@ def test_a_slow_read_is_not_repeated_before_four_times_its_cost(tmp_path, monkey
     now[0] = 105.1
     source.record("live")
     assert reads == [100.0, 105.1]
+
+
+def test_a_run_whose_writer_was_killed_shows_interrupted_with_its_points(tmp_path):
+    """A writer killed mid-step leaves status ``running`` on disk: the list, the run page and
+    the lab must say ``interrupted`` (no process writes it), with the points it flushed."""
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "killed.h5"
+    script = f"""
+import os, signal
+from hil.store import Column, RunWriter
+run = RunWriter({str(path)!r}, experiment="chain", station_yaml={STATION_YAML!r}, snapshot={{}})
+step = run.begin_step("cryostat_check", [Column("elapsed", "s", "Time")],
+                      [Column("mxc_temperature", "K", "Mixing chamber temperature")],
+                      plan={{"elapsed": list(range(6))}})
+for i, value in enumerate({TEMPERATURES_K.tolist()!r}):
+    step.append(float(i), value)
+run.flush()
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=120)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    with TestClient(create_app(FolderSource(tmp_path))) as client:
+        [line] = client.get("/api/runs").json()["runs"]
+        assert (line["state"], line["points"]) == ("interrupted", len(TEMPERATURES_K))
+        view = client.get("/api/runs/killed").json()
+        assert view["state"] == "interrupted" and view["active"] is None
+        assert view["steps"][0]["points"] == len(TEMPERATURES_K)
+        lab = client.get("/api/lab").json()
+        assert lab["running"] == [] and lab["from"] == "killed"
+        assert lab["fridge"][0]["value"] == pytest.approx(TEMPERATURES_K[-1])
