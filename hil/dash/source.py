@@ -28,6 +28,8 @@ _SUSPECT = re.compile(r"^result\.(.+)\.suspect$")
 #: After reading a file, wait at least this many times the read's duration before reading it
 #: again (a 0.1 s read: 0.4 s), so the view never takes more than a fifth of a core.
 IDLE_PER_READ = 4
+#: The catalog's calibrations are asked again at most this often (seconds).
+CALIBRATIONS_TTL_S = 5.0
 #: The states of a file whose status is still ``running`` (see :func:`hil.store.run_state`).
 _WRITING = frozenset({"running", "interrupted", "unknown"})
 
@@ -129,6 +131,7 @@ class FolderSource:
         # path -> ((mtime, size) read, when a changed file may be read again, the record)
         self._records: OrderedDict[Path, tuple[tuple[int, int], float, RunRecord]] = OrderedDict()
         self._min_age_s = min_age_s
+        self._calibrations: tuple[float, dict[str, dict[str, Calibration]]] | None = None
         self._summaries: dict[Path, tuple[tuple[int, int], RunSummary]] = {}
         self._cache_size = cache_size
 
@@ -221,7 +224,19 @@ class FolderSource:
 
     def calibrations(self) -> dict[str, dict[str, Calibration]]:
         """The calibrations in force per station and device (``"station"`` or
-        ``"station (device)"``), from the catalog; none when the folder has no catalog yet."""
+        ``"station (device)"``), from the catalog; none when the folder has no catalog yet.
+        Asked again at most every :data:`CALIBRATIONS_TTL_S` (the lab page polls every second;
+        a calibration changes when a step finishes; ages are computed when shown)."""
+        with self._lock:
+            cached = self._calibrations
+        if cached is not None and time.monotonic() < cached[0]:
+            return cached[1]
+        entries = self._read_calibrations()
+        with self._lock:
+            self._calibrations = (time.monotonic() + CALIBRATIONS_TTL_S, entries)
+        return entries
+
+    def _read_calibrations(self) -> dict[str, dict[str, Calibration]]:
         from hil.catalog import CatalogError, CatalogMissing, open_catalog
 
         try:
