@@ -52,14 +52,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _get(url: str) -> tuple[float, dict | None]:
+def _get(url: str, parse: bool = True) -> tuple[float, dict | None]:
+    """Response time and JSON body of a GET (``parse=False``: the body is read, not parsed)."""
     start = time.perf_counter()
     try:
         with urllib.request.urlopen(url, timeout=30) as response:
-            body = json.loads(response.read())
+            raw = response.read()
+        seconds = time.perf_counter() - start
+        body = json.loads(raw) if parse else {}
     except (urllib.error.HTTPError, urllib.error.URLError, OSError):
-        body = None
-    return time.perf_counter() - start, body
+        seconds, body = time.perf_counter() - start, None
+    return seconds, body
 
 
 class Watcher(threading.Thread):
@@ -83,8 +86,9 @@ class Watcher(threading.Thread):
                 step = view["active"]
                 points = next(s["points"] for s in view["steps"] if s["name"] == step)
                 if (step, points) != drawn:
+                    # Read, not parsed: drawing it is the browser's load, not the server's.
                     seconds, _ = _get(f"{self.base}/api/runs/{self.run_file.stem}/steps/{step}"
-                                      f"/figure")
+                                      f"/figure", parse=False)
                     self.latencies.append(seconds)
                     drawn = (step, points)
             self.stopping.wait(max(0.0, POLL_S - (time.monotonic() - began)))
