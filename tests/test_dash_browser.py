@@ -30,6 +30,7 @@ HIL = [sys.executable, "-c", "from hil.cli import main; main()"]
 SPEED = "200"
 #: Generous bounds for a loaded 2-core machine; every wait polls and ends as soon as it can.
 RUN_TIMEOUT_S = 240
+
 pytestmark = pytest.mark.skipif(
     not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
     reason=f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): "
