@@ -153,7 +153,8 @@ def _spread(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=3, help="Pairs of runs (default 3).")
+    parser.add_argument("--pairs", "--trials", dest="pairs", type=int, default=3,
+                        help="Pairs of runs (default 3; --trials as in the other benchmarks).")
     parser.add_argument("--experiment", default="chain", help="What each run runs (chain).")
     parser.add_argument("--nice", type=int, default=10, help="hil dash --nice (default 10).")
     args = parser.parse_args()
