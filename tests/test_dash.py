@@ -331,3 +331,25 @@ os.kill(os.getpid(), signal.SIGKILL)
         lab = client.get("/api/lab").json()
         assert lab["running"] == [] and lab["from"] == "killed"
         assert lab["fridge"][0]["value"] == pytest.approx(TEMPERATURES_K[-1])
+
+
+def test_the_catalog_is_asked_for_calibrations_at_most_every_5_s(tmp_path, monkeypatch):
+    """The lab page polls every second; the catalog is queried again only after
+    CALIBRATIONS_TTL_S (5 s), so a calibration recorded meanwhile shows up then."""
+    from types import SimpleNamespace
+
+    import hil.dash.source as source_module
+
+    now = [100.0]
+    monkeypatch.setattr(source_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    source = FolderSource(tmp_path)
+    queries = []
+    monkeypatch.setattr(source, "_read_calibrations",
+                        lambda: queries.append(now[0]) or {"station": {}})
+    for t in (100.0, 101.0, 104.9):
+        now[0] = t
+        assert source.calibrations() == {"station": {}}
+    assert queries == [100.0]
+    now[0] = 105.1
+    source.calibrations()
+    assert queries == [100.0, 105.1]
