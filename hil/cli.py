@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from hil import experiment
+from hil.formatting import format_duration, format_value
 from hil.results import Result
 from hil.safety import RunInterlocked, UnsafeLab, exit_code
 from hil.store.space import DiskFullError
@@ -84,6 +85,14 @@ def _ended(exc: BaseException, out: Path | None) -> None:
               1 if unsafe else code)
 
 
+def check_speed(value: float | None) -> float | None:
+    """``--speed``: a positive, finite number of lab seconds per wall second."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"{value:g}: must be a positive finite number of lab seconds "
+                                 f"per wall second (1: wall speed; 60: a lab minute a second)")
+    return value
+
+
 @click.group()
 def main() -> None:
     """qlink-hil: control and characterization of microwave-to-optical transducers."""
@@ -101,13 +110,17 @@ def main() -> None:
 @click.option("--realtime", is_flag=True,
               help="On the twin: let the fridge and sweeps take wall-clock time (default: a "
                    "virtual clock, where waiting costs nothing).")
+@click.option("--speed", type=float, default=None, callback=lambda _ctx, _param, value:
+              check_speed(value), metavar="X",
+              help="With --realtime (implied): X lab seconds pass per wall second, for demos "
+                   "and live views of a long run (default 1: wall speed).")
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE",
               help="Run metadata (device, sample, cooldown, operator, notes); wins over the "
                    "station's metadata:; repeatable.")
 @click.option("--catalog", default=None, metavar="URL", help=CATALOG_HELP)
 def run_command(experiment_name: str, station: Path | None, out: Path | None,
                 assignments: tuple[str, ...], force: bool, realtime: bool,
-                meta: tuple[str, ...], catalog: str | None) -> None:
+                speed: float | None, meta: tuple[str, ...], catalog: str | None) -> None:
     """Run EXPERIMENT (``chain`` or one step) and record it to one HDF5 file."""
     from hil.runner import default_run_path, execute
 
@@ -124,7 +137,8 @@ def run_command(experiment_name: str, station: Path | None, out: Path | None,
         console.print(f"[bold]{exp.name}[/] on {station} -> {out}", highlight=False)
         started = True
         run = execute(exp, station, out, params, console=console, force=force,
-                      realtime=realtime, catalog=catalog, meta=metadata)
+                      realtime=realtime or speed is not None, speed=speed or 1.0,
+                      catalog=catalog, meta=metadata)
     except (KeyboardInterrupt, RunInterlocked) as exc:
         _ended(exc, out)
     except Exception as exc:
@@ -714,9 +728,10 @@ def twin_serve_command(station: Path | None, host: str, port_base: int, control_
 
 @main.command("dash")
 @click.option("--runs", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
-              help="Folder of the run files (and calibrations.json) to show.")
+              help="Folder of the run files to show.")
 @click.option("--catalog", metavar="URL", default=None,
-              help="Read runs from a run catalog instead of --runs (SQLAlchemy URL).")
+              help="Run catalog the calibrations come from (SQLAlchemy URL; default: the "
+                   "folder's catalog.sqlite).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; loopback only unless --allow-remote.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8050, show_default=True,
@@ -775,22 +790,3 @@ def results_table(results: dict[str, dict[str, Result]],
             time_text = ""
     return table
 
-
-def format_duration(seconds: float | None) -> str:
-    """Lab time as a person reads it: ``12.3 s``, ``4.5 min``, ``2 h 05 min``; ``-`` if unknown."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f} min"
-    hours, rest = divmod(round(seconds / 60), 60)
-    return f"{hours} h {rest:02d} min"
-
-
-def format_value(value: float, stderr: float | None) -> str:
-    """Enough significant digits to show the value to the second digit of its uncertainty."""
-    if stderr is None or not math.isfinite(stderr) or stderr <= 0 or value == 0:
-        return f"{value:.6g}"
-    digits = math.floor(math.log10(abs(value))) - math.floor(math.log10(stderr)) + 2
-    return f"{value:#.{min(max(digits, 2), 15)}g}"

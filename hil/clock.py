@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -136,8 +137,8 @@ class RealClock:
     """Wall time (``time.monotonic``), scaled by ``speed`` (2.0: clock time runs twice as fast)."""
 
     def __init__(self, speed: float = 1.0) -> None:
-        if not speed > 0:
-            raise ValueError(f"clock speed must be > 0, got {speed}")
+        if not (speed > 0 and math.isfinite(speed)):
+            raise ValueError(f"clock speed must be positive and finite, got {speed}")
         self.speed = float(speed)
         self._start = time.monotonic()
 

@@ -541,13 +541,15 @@ def _holding_the_station(execute: Callable[..., Run]) -> Callable[..., Run]:
 @_holding_the_station
 def execute(experiment: Experiment, station: Path, out: Path,
             params: Mapping[str, Mapping[str, Any]], console: Console | None = None,
-            *, force: bool = False, realtime: bool = False, catalog: str | None = None,
-            meta: Mapping[str, str] | None = None, lab: Lab | None = None) -> Run:
+            *, force: bool = False, realtime: bool = False, speed: float = 1.0,
+            catalog: str | None = None, meta: Mapping[str, str] | None = None,
+            lab: Lab | None = None) -> Run:
     """Open the station, run the experiment, and leave the lab safe and the file truthful.
 
     A multi-step experiment (the chain) re-runs only the steps that went stale (all of them
     with ``force``); fresh steps' results are copied in from the run that produced them.
-    The run is indexed in the catalog (``catalog``: a SQLAlchemy URL, default
+    ``realtime``: the twin's clock runs at ``speed`` lab seconds per wall second instead of
+    the virtual clock. The run is indexed in the catalog (``catalog``: a SQLAlchemy URL, default
     :func:`hil.catalog.catalog_url`) when it starts and when it ends.
 
     ``lab``: an already open lab of ``station`` to run on instead of opening it (hil.notebook);
@@ -563,7 +565,7 @@ def execute(experiment: Experiment, station: Path, out: Path,
              if index is not None else None)
     decisions = _plan(experiment, store, force, console)
     if lab is None:
-        lab = load_lab(station, clock=RealClock() if realtime else None)
+        lab = load_lab(station, clock=RealClock(speed) if realtime else None)
     try:
         writer = RunWriter(out, experiment=experiment.name, station_yaml=lab.yaml_text,
                            station_path=station, params=params, snapshot=lab.snapshot(),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import xarray
 
-from hil.cli import format_duration, format_value
+from hil.formatting import format_duration, format_value
 from hil.results import Result
 from hil.store import RunRecord, describe, open_run
 

@@ -209,3 +209,147 @@ def test_a_failed_read_of_a_running_file_shows_the_previous_read(tmp_path, monke
     finished = FolderSource(tmp_path, min_age_s=0)
     with pytest.raises(RunFileError):
         finished.record("live")
+
+
+def test_a_run_that_ends_between_two_polls_shows_its_final_file(tmp_path, monkeypatch):
+    """The writer finishing is seen by the state check before the next full read is due: the
+    page must then show the final file (its last results), not the last read relabelled."""
+    import dataclasses
+
+    import hil.dash.source as source_module
+    from hil.store import open_run
+
+    path = write_run(tmp_path, "live")
+    final = open_run(path)
+    running = dataclasses.replace(final, status="running", state="running", results={})
+    reads = iter([running, final])
+    states = iter(["running", "completed"])
+    monkeypatch.setattr(source_module, "open_run", lambda p: next(reads))
+    monkeypatch.setattr(source_module, "run_state", lambda p: next(states))
+    source = FolderSource(tmp_path, min_age_s=60)  # the next poll comes before a read is due
+    assert source.record("live").results == {}
+    record = source.record("live")
+    assert record.state == "completed" and record.results == final.results
+
+
+def test_after_the_warm_up_a_poll_imports_nothing(tmp_path):
+    """The server pays its first-use costs at start (xarray's array backends, dask among them,
+    and Plotly's figures: seconds of CPU), not inside the first run someone watches: after
+    ``warm_up()``, reading a run and building its figures imports no module."""
+    import subprocess
+    import sys
+
+    write_run(tmp_path, "done")
+    script = f"""
+import sys
+from pathlib import Path
+from hil.dash.app import create_app
+from hil.dash.server import warm_up
+from hil.dash.source import FolderSource
+from hil.dash import figures, views
+warm_up()
+before = set(sys.modules)
+source = FolderSource(Path({str(tmp_path)!r}))
+record = source.record("done")
+views.run_view("done", record, figures=set())
+for step, data in record.steps.items():
+    figures.step_figure(data, title=step)
+    for name in data.data_vars:
+        figures.newest_row(data, name)
+print(sorted(set(sys.modules) - before))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_a_slow_read_is_not_repeated_before_four_times_its_cost(tmp_path, monkeypatch):
+    """A file being written is read again when it changed, but never sooner than
+    IDLE_PER_READ (4) times the last read's duration: the view takes at most a fifth of a
+    core from the writer however big the file grows."""
+    import dataclasses
+    import os
+    from types import SimpleNamespace
+
+    import hil.dash.source as source_module
+    from hil.store import open_run
+
+    path = write_run(tmp_path, "live")
+    running = dataclasses.replace(open_run(path), status="running", state="running")
+    now = [100.0]
+    reads = []
+
+    def slow_open_run(p):  # each read costs 1 s of the (fake) monotonic clock
+        reads.append(now[0])
+        now[0] += 1.0
+        return running
+
+    monkeypatch.setattr(source_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(source_module, "open_run", slow_open_run)
+    monkeypatch.setattr(source_module, "run_state", lambda p: "running")
+    source = FolderSource(tmp_path, min_age_s=0.5)
+    source.record("live")  # read at 100 s, done at 101 s: not again before 105 s
+    for step, stamp in enumerate((1, 2, 3)):
+        os.utime(path, ns=(stamp, stamp))  # the writer flushed: the file changed
+        now[0] = 101.0 + step * 1.3
+        source.record("live")
+    assert reads == [100.0]
+    now[0] = 105.1
+    source.record("live")
+    assert reads == [100.0, 105.1]
+
+
+def test_a_run_whose_writer_was_killed_shows_interrupted_with_its_points(tmp_path):
+    """A writer killed mid-step leaves status ``running`` on disk: the list, the run page and
+    the lab must say ``interrupted`` (no process writes it), with the points it flushed."""
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "killed.h5"
+    script = f"""
+import os, signal
+from hil.store import Column, RunWriter
+run = RunWriter({str(path)!r}, experiment="chain", station_yaml={STATION_YAML!r}, snapshot={{}})
+step = run.begin_step("cryostat_check", [Column("elapsed", "s", "Time")],
+                      [Column("mxc_temperature", "K", "Mixing chamber temperature")],
+                      plan={{"elapsed": list(range(6))}})
+for i, value in enumerate({TEMPERATURES_K.tolist()!r}):
+    step.append(float(i), value)
+run.flush()
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=120)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    with TestClient(create_app(FolderSource(tmp_path))) as client:
+        [line] = client.get("/api/runs").json()["runs"]
+        assert (line["state"], line["points"]) == ("interrupted", len(TEMPERATURES_K))
+        view = client.get("/api/runs/killed").json()
+        assert view["state"] == "interrupted" and view["active"] is None
+        assert view["steps"][0]["points"] == len(TEMPERATURES_K)
+        lab = client.get("/api/lab").json()
+        assert lab["running"] == [] and lab["from"] == "killed"
+        assert lab["fridge"][0]["value"] == pytest.approx(TEMPERATURES_K[-1])
+
+
+def test_the_catalog_is_asked_for_calibrations_at_most_every_5_s(tmp_path, monkeypatch):
+    """The lab page polls every second; the catalog is queried again only after
+    CALIBRATIONS_TTL_S (5 s), so a calibration recorded meanwhile shows up then."""
+    from types import SimpleNamespace
+
+    import hil.dash.source as source_module
+
+    now = [100.0]
+    monkeypatch.setattr(source_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    source = FolderSource(tmp_path)
+    queries = []
+    monkeypatch.setattr(source, "_read_calibrations",
+                        lambda: queries.append(now[0]) or {"station": {}})
+    for t in (100.0, 101.0, 104.9):
+        now[0] = t
+        assert source.calibrations() == {"station": {}}
+    assert queries == [100.0]
+    now[0] = 105.1
+    source.calibrations()
+    assert queries == [100.0, 105.1]

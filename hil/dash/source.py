@@ -25,6 +25,13 @@ from hil.store import RunFileError, RunRecord, open_run, run_state
 #: A run id is the run file's name without ``.h5``: no path separators, no leading dot.
 _RUN_ID = re.compile(r"^[^/\\.][^/\\]*$")
 _SUSPECT = re.compile(r"^result\.(.+)\.suspect$")
+#: After reading a file, wait at least this many times the read's duration before reading it
+#: again (a 0.1 s read: 0.4 s), so the view never takes more than a fifth of a core.
+IDLE_PER_READ = 4
+#: The catalog's calibrations are asked again at most this often (seconds).
+CALIBRATIONS_TTL_S = 5.0
+#: The states of a file whose status is still ``running`` (see :func:`hil.store.run_state`).
+_WRITING = frozenset({"running", "interrupted", "unknown"})
 
 
 @dataclass(frozen=True)
@@ -107,9 +114,10 @@ class FolderSource:
     """The runs of one folder (``hil run``'s ``runs/``), read with :mod:`hil.store`.
 
     A file is read again only when its size or modification time changed (a run being written
-    changes at every flush, about once a second), and at most once per ``min_age_s`` (the page's
-    requests of one poll share one read); a ``running`` file's state is re-checked on every
-    read, since a killed writer changes nothing on disk.
+    changes at every flush, about once a second), and at most once per ``min_age_s`` or
+    :data:`IDLE_PER_READ` times the last read's cost, whichever is longer (the page's requests
+    of one poll share one read); a ``running`` file's state is re-checked on every request,
+    since a killed writer changes nothing on disk.
     """
 
     def __init__(self, folder: Path, *, catalog: str | None = None, cache_size: int = 8,
@@ -118,9 +126,12 @@ class FolderSource:
         self.catalog_url = catalog
         if not self.folder.is_dir():
             raise FileNotFoundError(f"--runs {self.folder}: no such folder")
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the runs list's summaries
+        self._reading = threading.Lock()  # the records: one open_run at a time
+        # path -> ((mtime, size) read, when a changed file may be read again, the record)
         self._records: OrderedDict[Path, tuple[tuple[int, int], float, RunRecord]] = OrderedDict()
         self._min_age_s = min_age_s
+        self._calibrations: tuple[float, dict[str, dict[str, Calibration]]] | None = None
         self._summaries: dict[Path, tuple[tuple[int, int], RunSummary]] = {}
         self._cache_size = cache_size
 
@@ -131,14 +142,27 @@ class FolderSource:
         return path if path.is_file() else None
 
     def _read(self, path: Path) -> RunRecord:
-        stat = path.stat()
-        key = (stat.st_mtime_ns, stat.st_size)
-        with self._lock:
+        record = self._read_cached(path, fresh=False)
+        if record.status == "running":
+            state = run_state(path)
+            if state not in _WRITING:
+                # The writer finished since the cached read: show the final file, never the
+                # last read relabelled (it would lack the last step's points and results).
+                record = self._read_cached(path, fresh=True)
+            elif state != record.state:
+                record = dataclasses.replace(record, state=state)
+        return record
+
+    def _read_cached(self, path: Path, *, fresh: bool) -> RunRecord:
+        # One read at a time: the requests of one poll (and of several tabs) share it.
+        with self._reading:
+            stat = path.stat()
+            key = (stat.st_mtime_ns, stat.st_size)
             cached = self._records.get(path)
-        now = time.monotonic()
-        if cached is not None and (cached[0] == key or now - cached[1] < self._min_age_s):
-            record = cached[2]
-        else:
+            if not fresh and cached is not None and (cached[0] == key
+                                                     or time.monotonic() < cached[1]):
+                return cached[2]
+            began = time.monotonic()
             try:
                 record = open_run(path)
             except RunFileError:
@@ -147,16 +171,15 @@ class FolderSource:
                 # A read of a file being written can fail now and then (the writer moved on
                 # under it): show the previous read; the next poll reads again.
                 return cached[2]
-            with self._lock:
-                self._records[path] = (key, now, record)
-                self._records.move_to_end(path)
-                while len(self._records) > self._cache_size:
-                    self._records.popitem(last=False)
-        if record.status == "running":
-            state = run_state(path)
-            if state != record.state:
-                record = dataclasses.replace(record, state=state)
-        return record
+            done = time.monotonic()
+            # Not again before min_age_s, nor before IDLE_PER_READ times this read's cost:
+            # reading a file being written takes at most a fraction of a core from its writer.
+            due = done + max(self._min_age_s, IDLE_PER_READ * (done - began))
+            self._records[path] = (key, due, record)
+            self._records.move_to_end(path)
+            while len(self._records) > self._cache_size:
+                self._records.popitem(last=False)
+            return record
 
     def runs(self) -> list[RunSummary]:
         found = []
@@ -201,7 +224,19 @@ class FolderSource:
 
     def calibrations(self) -> dict[str, dict[str, Calibration]]:
         """The calibrations in force per station and device (``"station"`` or
-        ``"station (device)"``), from the catalog; none when the folder has no catalog yet."""
+        ``"station (device)"``), from the catalog; none when the folder has no catalog yet.
+        Asked again at most every :data:`CALIBRATIONS_TTL_S` (the lab page polls every second;
+        a calibration changes when a step finishes; ages are computed when shown)."""
+        with self._lock:
+            cached = self._calibrations
+        if cached is not None and time.monotonic() < cached[0]:
+            return cached[1]
+        entries = self._read_calibrations()
+        with self._lock:
+            self._calibrations = (time.monotonic() + CALIBRATIONS_TTL_S, entries)
+        return entries
+
+    def _read_calibrations(self) -> dict[str, dict[str, Calibration]]:
         from hil.catalog import CatalogError, CatalogMissing, open_catalog
 
         try:

@@ -5,6 +5,7 @@ Kept apart from HTTP so each view is tested on a run file directly.
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -13,8 +14,8 @@ import numpy as np
 import yaml
 
 from hil.calibration import Calibration
-from hil.cli import format_value
 from hil.dash.source import RunSummary, device_of, lab_time_s, suspects
+from hil.formatting import format_value
 from hil.store import RunRecord
 
 #: Event kinds the page flags (the audit trail's safety entries).
@@ -102,13 +103,20 @@ def temperatures(record: RunRecord) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
+@functools.lru_cache(maxsize=8)
+def _declared_interlocks(station_yaml: str) -> tuple[Any, ...]:
+    """The ``interlocks:`` list of a station YAML (parsed once per text: it is polled)."""
+    try:
+        station = yaml.safe_load(station_yaml) or {}
+    except yaml.YAMLError:
+        return ()
+    specs = station.get("interlocks") if isinstance(station, dict) else None
+    return tuple(specs) if isinstance(specs, list) else ()
+
+
 def interlocks(record: RunRecord) -> list[dict[str, Any]]:
     """The station's interlocks (from the YAML the run recorded) and their last trip or release."""
-    try:
-        station = yaml.safe_load(record.station_yaml or "") or {}
-    except yaml.YAMLError:
-        return []
-    specs = station.get("interlocks") if isinstance(station, dict) else None
+    specs = _declared_interlocks(record.station_yaml or "")
     out = []
     for spec in specs or []:
         if not isinstance(spec, dict) or "name" not in spec:

@@ -51,7 +51,6 @@ answers an unknown command and never reaches another session.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
 import logging
 import os
@@ -68,6 +67,7 @@ from pyvisa.rname import to_canonical_name
 from pyvisa_sim.component import NoResponse
 
 from hil.clock import VirtualClock
+from hil.net import is_loopback
 from hil.sim.backend import SimVisaLibrary
 from hil.sim.device import FAULT_KINDS, Fault, SimDevice
 
@@ -119,15 +119,6 @@ class Endpoint:
     def read_termination(self) -> bytes:
         """What ends each reply (the profile's response eom)."""
         return self.device._response_eom
-
-
-def is_loopback(host: str) -> bool:
-    """True if every address ``host`` resolves to is a loopback one."""
-    try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise ServerError(f"host {host!r} cannot be resolved: {exc.strerror}") from None
-    return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
 
 
 def visa_address(host: str, port: int) -> str:
