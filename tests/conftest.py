@@ -1,13 +1,22 @@
-"""Shared fixtures: instrument registry cleanup and per-test copies of the sim profiles."""
+"""Shared fixtures: instrument registry cleanup and per-test copies of the sim profiles; how the
+suite is spread over processes (see docs/testing.md)."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Iterator
-from pathlib import Path
+import os
 
-import pytest
-from qcodes.instrument import Instrument
+# One BLAS thread per test process: the suite runs one process per core (pytest-xdist), and the
+# fits' tall, thin least-squares problems gain nothing from more threads; OpenBLAS threads spinning
+# beside another process cost several times the CPU. Set before numpy is first imported.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import shutil  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from qcodes.instrument import Instrument  # noqa: E402
 
 PROFILES = Path(__file__).resolve().parent.parent / "sim_profiles"
 
@@ -43,3 +52,29 @@ def optical(tmp_path: Path) -> Path:
     station = tmp_path / "optical.yaml"
     station.write_text(OPTICAL_STATION)
     return station
+
+
+#: Fixture scopes a test shares with other tests of its module (or wider).
+_SHARED_SCOPES = {"class", "module", "package", "session"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep tests that share a fixture wider than one test in one xdist worker.
+
+    With ``--dist loadgroup`` (pyproject's addopts) tests are spread one by one, except those
+    carrying the same ``xdist_group``: a module-scoped chain run is made once, in one worker,
+    for the tests that read it. The group is the module plus the shared fixtures' parameters, so
+    the stations of a parametrised module fixture still spread over workers.
+    """
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        shared = sorted(name for name, defs in info.name2fixturedefs.items()
+                        if defs and defs[-1].scope in _SHARED_SCOPES)
+        if not shared:
+            continue
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        key = ",".join(f"{name}={params[name]}" if name in params else name for name in shared)
+        item.add_marker(pytest.mark.xdist_group(f"{item.nodeid.split('::')[0]}[{key}]"))
