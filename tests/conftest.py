@@ -54,8 +54,9 @@ def optical(tmp_path: Path) -> Path:
     return station
 
 
-#: Fixture scopes a test shares with other tests of its module (or wider).
-_SHARED_SCOPES = {"class", "module", "package", "session"}
+#: Fixture scopes a test shares with the other tests of its class, module or package. A session
+#: fixture (pytest's tmp_path_factory) is made once per worker anyway: it groups nothing.
+_SHARED_SCOPES = {"class", "module", "package"}
 
 
 @pytest.hookimpl(tryfirst=True)
