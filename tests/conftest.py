@@ -1,9 +1,10 @@
 """Shared fixtures: instrument registry cleanup and per-test copies of the sim profiles; how the
-suite is spread over processes (see docs/testing.md)."""
+suite is spread over worker processes (see docs/testing.md)."""
 
 from __future__ import annotations
 
 import os
+import re
 
 # One BLAS thread per test process: the suite runs one process per core (pytest-xdist), and the
 # fits' tall, thin least-squares problems gain nothing from more threads; OpenBLAS threads spinning
@@ -54,28 +55,37 @@ def optical(tmp_path: Path) -> Path:
     return station
 
 
-#: Fixture scopes a test shares with the other tests of its class, module or package. A session
-#: fixture (pytest's tmp_path_factory) is made once per worker anyway: it groups nothing.
-_SHARED_SCOPES = {"class", "module", "package"}
+#: Fixtures of these scopes are shared by the tests of a module (or class, or package).
+_WIDER_SCOPE = re.compile(r"""scope\s*=\s*["'](class|module|package)["']""")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep tests that share a fixture wider than one test in one xdist worker.
+def _shares_fixtures(module: Path) -> bool:
+    """True if ``module``, or a conftest.py of its folder, defines a fixture wider than a test."""
+    sources = [module, module.parent / "conftest.py"]
+    return any(path.is_file() and _WIDER_SCOPE.search(path.read_text(encoding="utf-8"))
+               for path in sources)
 
-    With ``--dist loadgroup`` (pyproject's addopts) tests are spread one by one, except those
-    carrying the same ``xdist_group``: a module-scoped chain run is made once, in one worker,
-    for the tests that read it. The group is the module plus the shared fixtures' parameters, so
-    the stations of a parametrised module fixture still spread over workers.
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadscope`` (pyproject's addopts), with the module as the unit only where it must be.
+
+    A module whose tests share a module-scoped fixture (a chain run, a served twin, a built
+    wheel) goes to one worker whole, so that fixture is made once; every other test is handed out
+    on its own, which balances the two workers far better than whole modules. Largest units go
+    first (xdist orders them by their number of tests).
     """
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None:
-            continue
-        shared = sorted(name for name, defs in info.name2fixturedefs.items()
-                        if defs and defs[-1].scope in _SHARED_SCOPES)
-        if not shared:
-            continue
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        key = ",".join(f"{name}={params[name]}" if name in params else name for name in shared)
-        item.add_marker(pytest.mark.xdist_group(f"{item.nodeid.split('::')[0]}[{key}]"))
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    root = config.rootpath
+    cache: dict[str, bool] = {}
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            if module not in cache:
+                cache[module] = _shares_fixtures(root / module)
+            return module if cache[module] else nodeid
+
+    return SharedFixtureScheduling(config, log)

@@ -32,10 +32,7 @@ def postgres():
         yield why
 
 
-# The PostgreSQL cases share the module's server: one xdist worker runs them all (tests/conftest.py
-# groups by fixtures it can see; this one is asked for at run time).
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.xdist_group(
-    "tests/test_catalog.py[postgres]"))])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
