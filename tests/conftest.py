@@ -1,13 +1,23 @@
-"""Shared fixtures: instrument registry cleanup and per-test copies of the sim profiles."""
+"""Shared fixtures: instrument registry cleanup and per-test copies of the sim profiles; how the
+suite is spread over worker processes (see docs/testing.md)."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Iterator
-from pathlib import Path
+import os
+import re
 
-import pytest
-from qcodes.instrument import Instrument
+# One BLAS thread per test process: the suite runs one process per core (pytest-xdist), and the
+# fits' tall, thin least-squares problems gain nothing from more threads; OpenBLAS threads spinning
+# beside another process cost several times the CPU. Set before numpy is first imported.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import shutil  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from qcodes.instrument import Instrument  # noqa: E402
 
 #: hil_twin and hil_station, taken as a lab's own conftest takes them.
 pytest_plugins = ["hil.testing"]
@@ -46,3 +56,39 @@ def optical(tmp_path: Path) -> Path:
     station = tmp_path / "optical.yaml"
     station.write_text(OPTICAL_STATION)
     return station
+
+
+#: Fixtures of these scopes are shared by the tests of a module (or class, or package).
+_WIDER_SCOPE = re.compile(r"""scope\s*=\s*["'](class|module|package)["']""")
+
+
+def _shares_fixtures(module: Path) -> bool:
+    """True if ``module``, or a conftest.py of its folder, defines a fixture wider than a test."""
+    sources = [module, module.parent / "conftest.py"]
+    return any(path.is_file() and _WIDER_SCOPE.search(path.read_text(encoding="utf-8"))
+               for path in sources)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadscope`` (pyproject's addopts), with the module as the unit only where it must be.
+
+    A module whose tests share a module-scoped fixture (a chain run, a served twin, a built
+    wheel) goes to one worker whole, so that fixture is made once; every other test is handed out
+    on its own, which balances the two workers far better than whole modules. Largest units go
+    first (xdist orders them by their number of tests).
+    """
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    root = config.rootpath
+    cache: dict[str, bool] = {}
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            if module not in cache:
+                cache[module] = _shares_fixtures(root / module)
+            return module if cache[module] else nodeid
+
+    return SharedFixtureScheduling(config, log)

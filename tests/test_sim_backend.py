@@ -138,3 +138,72 @@ def test_profile_with_an_unknown_unit_is_refused(tmp_path: Path) -> None:
 def test_missing_lab_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match="nothere.yaml: lab file not found"):
         open_lab(tmp_path / "nothere.yaml")
+
+
+VNA = "TCPIP0::192.168.1.80::hislip0::INSTR"
+#: Replies queued on the device: text with its LF, a binary block holding LF and CR bytes, a
+#: reply without termination (END only), and a second text reply.
+QUEUED = [b"1.5E+00,-2.0E-01\n", b"#216\x0a\x00\x0d\xff" + bytes(range(12)) + b"\n", b"no-lf",
+          b"+1\n"]
+
+
+@pytest.mark.parametrize(("count", "termchar_enabled", "suppress_end"), [
+    (20 * 1024, True, False),  # pyvisa's usual chunk, reading up to LF
+    (20 * 1024, False, False),  # binary reads: END only
+    (5, True, False),  # a chunk smaller than the reply
+    (7, False, True),  # END suppressed: LF or count end a read
+    (64, True, True),
+])
+def test_reads_end_where_pyvisa_sims_byte_loop_ends_them(count, termchar_enabled, suppress_end):
+    """The sim library takes a buffered reply in slices (a 100k-point trace one byte per loop turn
+    took seconds); every read must end with the bytes and VISA status pyvisa-sim's own loop gives
+    (VPP-4.3 rules 6.1.1-6.1.5: END, termination character, count)."""
+    from pyvisa.constants import ResourceAttribute, StatusCode
+    from pyvisa.errors import VisaIOError
+    from pyvisa_sim.highlevel import SimVisaLibrary
+
+    def reads(library, session, take) -> list[tuple[bytes, StatusCode | str]]:
+        device = library.sessions[session].device
+        device._output_buffers.extend(bytearray(reply) for reply in QUEUED)
+        got = []
+        while device._output_buffers:
+            try:
+                data, status = take(session, count)
+            except VisaIOError as exc:  # END suppressed, the last reply has no LF: times out
+                data, status = b"", exc.abbreviation
+            got.append((bytes(data), status))
+        return got
+
+    library = open_lab(LAB, noiseless())
+    session, _ = library.open(None, VNA)
+    sess = library.sessions[session]
+    sess.set_attribute(ResourceAttribute.termchar_enabled, termchar_enabled)
+    sess.set_attribute(ResourceAttribute.suppress_end_enabled, suppress_end)
+    sess.set_attribute(ResourceAttribute.timeout_value, 50)
+    expected = reads(library, session, lambda s, n: SimVisaLibrary.read(library, s, n))
+    got = reads(library, session, library.read)
+    assert got == expected
+    assert {status for _, status in got} - {"VI_ERROR_TMO"} <= {
+        StatusCode.success, StatusCode.success_termination_character_read,
+        StatusCode.success_max_count_read}
+
+
+def test_a_large_trace_is_taken_without_the_byte_loop(monkeypatch) -> None:
+    """A 100,003-point ASCII trace (the E5080B's most) arrives whole through the driver, and the
+    device's one-byte read is never used for it."""
+    from pyvisa_sim.devices import Device
+
+    from instruments.keysight_e5080b import KeysightE5080B
+
+    manager = pyvisa.ResourceManager(open_lab(LAB, noiseless()))
+    vna = KeysightE5080B("vna_large", resource=manager.open_resource(VNA))
+    vna.data_format("ascii")
+    vna.points(100003)
+    vna.run_sweep()
+
+    def one_byte(self):
+        raise AssertionError("byte-by-byte read of a buffered reply")
+
+    monkeypatch.setattr(Device, "read", one_byte)
+    trace = vna.trace()
+    assert trace.shape == (100003,) and np.all(np.isfinite(trace))

@@ -63,6 +63,7 @@ def microwave_resonance(
     if "pump" in lab.roles:
         lab.pump.safe_state()  # pump off: its light would heat and shift the mode
     vna.s_parameter("S11")
+    vna.data_format("real64")  # a 100k-point search trace: 1.6 MB as float64, twice that as text
     vna.averages(1)
     vna.if_bandwidth(if_bandwidth_hz)
     vna.power(float(dbm_to_w(power_dbm)))
