@@ -12,6 +12,7 @@ from experiments.calibration.fridge_load import fridge_load
 from experiments.calibration.microwave_resonance import microwave_resonance
 from experiments.calibration.optical_resonance import optical_resonance
 from experiments.calibration.pump_calibration import pump_calibration
+from experiments.calibration.triple_resonance import hold_bias, triple_resonance
 from experiments.transduction.added_noise import added_noise
 from experiments.transduction.conversion_bandwidth import conversion_bandwidth
 from experiments.transduction.efficiency_vs_pump import efficiency_vs_pump
@@ -22,6 +23,8 @@ def chain(lab, run) -> None:
     """Characterize the transducer: fridge, resonances, pump, efficiency, bandwidth, noise."""
     for step in order(chain.steps):
         run.call(step)
+        if step is triple_resonance:
+            hold_bias(lab, run)  # the transduction steps run at the tuned bias
 
 
 chain.steps = (
@@ -30,6 +33,7 @@ chain.steps = (
     optical_resonance,
     microwave_resonance,
     pump_calibration,
+    triple_resonance,      # the bias that nulls the mismatch, before any conversion is measured
     efficiency_vs_pump,    # also records the bidirectional calibration
     conversion_bandwidth,
     added_noise,
