@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from experiments.calibration.cryostat_check import cryostat_check
 from experiments.calibration.fridge_load import fridge_load
+from experiments.calibration.line_noise import line_noise
 from experiments.calibration.microwave_resonance import microwave_resonance
 from experiments.calibration.optical_resonance import optical_resonance
 from experiments.calibration.pump_calibration import pump_calibration
@@ -32,6 +33,7 @@ chain.steps = (
     fridge_load,
     optical_resonance,
     microwave_resonance,
+    line_noise,            # the input line against the fridge's temperature, pump off
     pump_calibration,
     triple_resonance,      # the bias that nulls the mismatch, before any conversion is measured
     efficiency_vs_pump,    # also records the bidirectional calibration

@@ -43,6 +43,9 @@ DEVICES = {
                  {}, {}),
     # the same mismatch on a station without a bias source: measured, not tuned
     "mismatch_no_bias": ({"transducer": {"fsr_mismatch_hz": 5e6}}, {}, {}),
+    # the microwave input line at occupancy 0.05 (a 130 mK bath at 8.8 GHz; Hease 2020 saw
+    # 0.025, imperfections.md §7), the mode's pump-off bath at Profile A's 0.02
+    "warm_line": ({"noise": {"n_line": 0.05}}, {}, {}),
     # a fridge with a tenth of Profile A's cooling power (100 µW would take it to 140 mK), the
     # optical mode 1.3 nm and the microwave mode 250 MHz from the default search windows
     "weak_fridge_far_modes": ({"fridge": {"cooling_a_w_per_k2": 0.005},

@@ -24,6 +24,7 @@ from typing import Annotated
 import numpy as np
 from qcodes.parameters import Parameter
 
+from experiments.calibration.line_noise import line_occupancy
 from experiments.transduction.params import (
     LASER_POWER,
     MONITOR_AVERAGES,
@@ -138,8 +139,9 @@ def added_noise(
     # -- analysis ------------------------------------------------------------------------------
     chip_w = on_chip_peak_w(np.mean(data["monitor_power"], axis=1), priors.chip_per_monitor, duty)
     coop = chip_w * factor / p_c1.value
+    n_line, warm_line = line_occupancy(run)
     rows = [_analyse(dbm_to_w(data["psd_on"][i]), dbm_to_w(data["psd_off"][i]), f_m, offset, t_n,
-                     float(coop[i]), rates, -delta_p) for i in range(planned.size)]
+                     float(coop[i]), rates, -delta_p, n_line) for i in range(planned.size)]
     i_op = int(np.argmin(np.abs(planned - operating)))
     op = rows[i_op]
     c_rel = math.hypot((p_c1.stderr or 0.0) / p_c1.value, priors.rel_err.get("chip_per_monitor", 0.0),
@@ -162,6 +164,7 @@ def added_noise(
     flag_all(results, ("pump_power_w",), priors.doubt("chip_per_monitor"))
     flag_all(results, ("n_add", "n_add_o_to_m", "n_int"), precise(
         op["n_add"], err["n_add"], 0.1, "n_add", f"raise {STEP}.readings or esa_averages"))
+    flag_all(results, ("n_add", "n_add_o_to_m", "n_int"), warm_line)
     flag_all(results, tuple(results), priors.doubt(*LINEWIDTHS), p_c1.suspect and (
         f"built on suspect efficiency_vs_pump.p_c1_w ({p_c1.suspect})"))
     run.record_results(STEP, results)
@@ -203,14 +206,16 @@ def _marker(esa, name: str, frequency_hz: float, span_hz: float) -> Parameter:
 
 
 def _analyse(psd_on, psd_off, f_m: float, offset: float, t_n: float, coop: float, rates: Rates,
-             delta_o: float) -> dict[str, float]:
-    """One power's readings -> N_m, gain, n_int, n_add (the off-resonance occupancy from the
-    device's own tail at that offset, computed with the n_int found: two passes)."""
+             delta_o: float, n_line: float = 0.0) -> dict[str, float]:
+    """One power's readings -> N_m, gain, n_int, n_add (the off-resonance occupancy: the line
+    the device reflects there and its own tail, computed with the n_int found: two passes)."""
     n_int = 0.0
+    reflected = abs(complex(s_element("m_ex", "m_ex", offset, coop, rates, delta_o))) ** 2
     for _ in range(2):
-        n_off = n_int * abs(complex(s_element("m_ex", "m_0", offset, coop, rates, delta_o))) ** 2
+        n_off = (n_int * abs(complex(s_element("m_ex", "m_0", offset, coop, rates, delta_o))) ** 2
+                 + n_line * reflected)
         out = output_occupancy(psd_on, psd_off, f_m, f_m + offset, t_n, n_off)
-        n_int = internal_bath(out.n_out, coop, rates, delta_o)
+        n_int = internal_bath(out.n_out, coop, rates, delta_o, n_line=n_line)
     return {"n_out": out.n_out, "n_out_err": out.n_out_err, "gain": out.gain, "gain_err": out.gain_err,
             "n_int": n_int, "n_add": added_noise_of("m->o", n_int, coop, rates, delta_o),
             "n_add_o_to_m": added_noise_of("o->m", n_int, coop, rates, delta_o)}
