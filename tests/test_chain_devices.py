@@ -215,6 +215,21 @@ def test_a_mismatch_without_a_bias_source_marks_what_it_biases(device):
     assert run.results["efficiency_vs_pump"]["eta_max"].suspect is None  # linewidths only
 
 
+def test_a_warm_input_line_is_bounded_and_n_add_named_a_lower_bound(device):
+    """n_line 0.05 over the mode's pump-off 0.02 (physics.md §1.5a): line_noise bounds the line
+    at 0.03 or less, added_noise corrects for it and marks n_add naming the line, and what
+    remains of the error is in the direction the reason states (n_add low)."""
+    name, run = ran(device)
+    if name != "warm_line":
+        pytest.skip("warm-line device only")
+    bound = run.results["line_noise"]["n_line_min"]
+    assert 4 * bound.stderr < bound.value <= 0.03 + 4 * bound.stderr
+    rows = {(g, n): (err, suspect) for g, n, err, suspect, _ in verdicts(run)}
+    err, suspect = rows[("added_noise", "n_add")]
+    assert "microwave input line" in suspect and "lower bound" in suspect
+    assert -0.29 < err < 0.0
+
+
 def test_unequal_fibre_losses_go_into_the_error_budget_and_mark_the_on_chip_power(device):
     name, run = ran(device)
     if name != "unequal_losses":
