@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from transduction_support import fill_priors, lab_and_run
 
-from experiments.calibration.triple_resonance import triple_resonance
+from experiments.calibration.triple_resonance import hold_bias, triple_resonance
 from hil.analysis.mismatch import bias_line, lorentzian, mismatch_from_scan
+from hil.results import Result
 from hil.store import open_run
 
 KAPPA_O = 25e6
@@ -88,3 +89,13 @@ def test_no_mismatch_costs_one_scan_and_leaves_the_bias_off(tmp_path):
     assert all(r.suspect is None for r in results.values())
     steps = open_run(run.path).steps
     assert "triple_resonance" in steps and "triple_resonance_scan1" not in steps
+
+
+def test_a_reused_bias_is_put_back_on_the_crystal(tmp_path):
+    """A triple_resonance calibration reused from an earlier run finds the source off at 0 V
+    (that run's end); the chain puts its bias_v back before the transduction steps."""
+    with lab_and_run(tmp_path) as (lab, run):
+        assert _bias_state(lab) == (0.0, 0.0)
+        run.results["triple_resonance"] = {"bias_v": Result(12.5, "V")}
+        hold_bias(lab, run)
+        assert _bias_state(lab) == (1.0, 12.5)

@@ -43,7 +43,8 @@ def line_noise(
         rbw_hz: Annotated[float, Param("Hz", role_range("esa", "rbw"), "Analyzer resolution "
                                        "bandwidth (at most kappa_m/10)")] = 10e3,
         esa_points: Annotated[int, Param("", within(role_range("esa", "points"), 3),
-                                         "Points per analyzer sweep")] = 21,
+                                         "Points per analyzer sweep (the marker reads one: "
+                                         "few points, short sweeps)")] = 5,
         esa_averages: Annotated[int, Param("", within(role_range("esa", "averages"), 1),
                                            "Analyzer sweeps averaged per reading")] = 10_000,
 ) -> dict[str, Result]:
