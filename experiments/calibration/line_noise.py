@@ -16,17 +16,25 @@ bath makes n_add a lower bound (the mode's own pump-off bath may sit above the f
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 import numpy as np
 from qcodes.parameters import Parameter
 
+from experiments.transduction.noise_readings import (
+    ANALYZER_RBW,
+    ESA_AVERAGES,
+    OFF_RESONANCE_OFFSET,
+    noise_marker,
+    noise_temperature,
+    noise_windows,
+    setup_analyzer,
+)
 from experiments.transduction.priors import load_priors
 from hil.analysis.checks import SIGMAS
 from hil.analysis.line import line_bound
 from hil.experiment import step
-from hil.parameters import Param, ParameterError, check_value, role_range, settable_range, within
+from hil.parameters import Param, ParameterError, role_range, within
 from hil.results import Result
 from hil.units import dbm_to_w
 
@@ -37,53 +45,32 @@ STEP = "line_noise"
 def line_noise(
         lab, run, *,
         readings: Annotated[int, Param("", (2, 1000), "On/off-resonance reading pairs")] = 4,
-        off_resonance_offset_hz: Annotated[float, Param(
-            "Hz", (0.0, 1e12), "Offset of the off-resonance reading (at least 5 microwave "
-            "linewidths)", zero="20 microwave linewidths")] = 0.0,
-        rbw_hz: Annotated[float, Param("Hz", role_range("esa", "rbw"), "Analyzer resolution "
-                                       "bandwidth (at most kappa_m/10)")] = 10e3,
+        off_resonance_offset_hz: Annotated[float, OFF_RESONANCE_OFFSET] = 0.0,
+        rbw_hz: Annotated[float, ANALYZER_RBW] = 10e3,
         esa_points: Annotated[int, Param("", within(role_range("esa", "points"), 3),
                                          "Points per analyzer sweep (the marker reads one: "
                                          "few points, short sweeps)")] = 5,
-        esa_averages: Annotated[int, Param("", within(role_range("esa", "averages"), 1),
-                                           "Analyzer sweeps averaged per reading")] = 10_000,
+        esa_averages: Annotated[int, ESA_AVERAGES] = 10_000,
 ) -> dict[str, Result]:
     """Pump-off noise at f_m and beside it -> the line's occupancy at least (anchored at T_mc)."""
     priors = load_priors(run, pump_calibration=False)
     rates, f_m = priors.rates, priors.f_m_hz
-    t_n = lab.constants.get("hemt_noise_temp_k")
-    if t_n is None or not t_n > 0:
-        raise ParameterError(f"{STEP}: the station {lab.path} needs constants: hemt_noise_temp_k "
-                             f"(K, > 0: the output chain's noise temperature), got {t_n!r}")
-    offset = off_resonance_offset_hz or 20 * rates.kappa_m_hz
-    check_value(STEP, "off_resonance_offset_hz", offset, 5 * rates.kappa_m_hz, math.inf,
-                "Hz (at least 5 microwave linewidths; 0 = 20)")
+    t_n = noise_temperature(STEP, lab)
     esa = lab.esa
-    low, high = settable_range(esa.rbw)
-    check_value(STEP, "rbw_hz", rbw_hz, low, min(high, rates.kappa_m_hz / 10),
-                "Hz (the analyzer's range, and at most kappa_m/10)")
-    span = 20 * rbw_hz
-    f_low, f_high = settable_range(esa.start)[0], settable_range(esa.stop)[1]
-    for f in (f_m, f_m + offset):
-        if not f_low <= f - span / 2 < f + span / 2 <= f_high:
-            raise ParameterError(f"{STEP}: {f:.0f} Hz is outside the analyzer's range "
-                                 f"[{f_low:g}, {f_high:g}] Hz; change off_resonance_offset_hz")
+    offset, span = noise_windows(STEP, esa, rates, f_m, off_resonance_offset_hz, rbw_hz)
     if "cryostat" not in lab.roles:
         raise ParameterError(f"{STEP}: the station {lab.path} has no cryostat role: the line is "
                              "bounded against the mixing chamber's temperature")
-
-    # added_noise's analyzer set-up and marker (imported here: added_noise imports this module)
-    from experiments.transduction.added_noise import _marker, _setup_analyzer
 
     # -- the lab: pump off, no tone on the line -------------------------------------------------
     for role in ("pump", "vna", "mw_source"):
         if role in lab.roles:
             lab.roles[role].safe_state()
-    _setup_analyzer(esa, rbw_hz, esa_points, esa_averages)
+    setup_analyzer(esa, rbw_hz, esa_points, esa_averages)
     reading = Parameter("reading", label="Reading", unit="", set_cmd=None, get_cmd=None)
     data = run.sweep(STEP, reading, np.arange(readings),
-                     {"psd_on": _marker(esa, "psd_on", f_m, span),
-                      "psd_off": _marker(esa, "psd_off", f_m + offset, span),
+                     {"psd_on": noise_marker(esa, "psd_on", f_m, span),
+                      "psd_off": noise_marker(esa, "psd_off", f_m + offset, span),
                       "mxc_temperature": lab.cryostat.mxc_temperature},
                      description="pump-off noise on and off the microwave resonance")
 
