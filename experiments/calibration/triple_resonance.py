@@ -136,11 +136,14 @@ def triple_resonance(
     why_not: str | None = None
     if bias is not None and abs(first.mismatch_hz) > tolerance:
         line, why_not = _tune(bias, scan, scans, tolerance, probe_bias_v, max_steps)
-    volts, last = scans[-1]
-    if bias is not None and (line is None or abs(last.mismatch_hz) > abs(first.mismatch_hz)):
-        bias.safe_state()  # no tuning needed, or tuning made it worse: leave the crystal unbiased
-        volts, last = 0.0, first
+    # the bias stays where the mismatch was smallest (0 V when the bias did not move it)
+    volts, last = min(scans if line is not None else scans[:1],
+                      key=lambda scanned: abs(scanned[1].mismatch_hz))
+    if bias is not None and volts == 0.0:
+        bias.safe_state()
     elif bias is not None:
+        if volts != scans[-1][0]:
+            bias.voltage(volts)
         volts = float(bias.voltage())  # what the source holds (its resolution)
     finish(lab)
 
