@@ -72,3 +72,4 @@ def test_a_warm_line_is_bounded_and_named(tmp_path):
     bound = results["n_line_min"]
     assert 4 * bound.stderr < bound.value <= 0.05 - 0.02 + 4 * bound.stderr
     assert n_line == bound.value and "microwave input line" in why
+    assert (tmp_path / "run_line_noise.png").is_file()

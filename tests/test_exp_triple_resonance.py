@@ -61,6 +61,7 @@ def test_a_5_mhz_mismatch_is_nulled_and_the_bias_stays_on(tmp_path):
     assert results["tuning_hz_per_v"].value == pytest.approx(-2.5e5, rel=0.2)
     assert all(r.suspect is None for r in results.values())
     assert output == 1.0 and volts == results["bias_v"].value
+    assert (tmp_path / "run_triple_resonance.png").is_file()
 
 
 def test_a_null_outside_the_bias_limits_is_reported_not_forced(tmp_path):

@@ -35,6 +35,7 @@ from hil.analysis.checks import SIGMAS
 from hil.analysis.line import line_bound
 from hil.experiment import step
 from hil.parameters import Param, ParameterError, role_range, within
+from hil.plotting import save_series_plot
 from hil.results import Result
 from hil.units import dbm_to_w
 
@@ -85,6 +86,13 @@ def line_noise(
         "mxc_temperature_k": Result(t_mc, "K"),
     }
     run.record_results(STEP, results)
+    pairs = np.arange(readings)
+    save_series_plot(run.plot_path(STEP), [
+        (pairs, data["psd_on"], "o", f"at f_m = {f_m / 1e9:.6f} GHz"),
+        (pairs, data["psd_off"], "s", f"{offset / 1e6:.0f} MHz above")],
+        xlabel="reading", ylabel="noise density (dBm/Hz)", title="Pump-off output noise",
+        note=f"n_0 - n_line = {bound.excess:+.4f} ± {bound.excess_err:.4f}\n"
+             f"n_line >= {bound.n_line_min:.4f} (T_mc = {t_mc * 1e3:.1f} mK)")
     return results
 
 

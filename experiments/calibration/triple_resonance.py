@@ -47,6 +47,7 @@ from hil.analysis.checks import flag_all
 from hil.analysis.mismatch import BiasLine, MismatchFit, bias_line, mismatch_from_scan
 from hil.experiment import step
 from hil.parameters import role_range, settable_range
+from hil.plotting import save_series_plot
 from hil.results import Result
 
 STEP = "triple_resonance"
@@ -162,6 +163,17 @@ def triple_resonance(
                  f"triple-resonance mismatch {last.mismatch_hz / 1e6:+.2f} MHz left (tolerance "
                  f"{tolerance / 1e6:.2f} MHz): {cause}")
     run.record_results(STEP, results)
+    v = np.array([scanned[0] for scanned in scans])
+    series = [(v, [f.mismatch_hz / 1e6 for _, f in scans], [f.mismatch_err / 1e6 for _, f in scans],
+               "o", "measured")]
+    if line is not None:
+        span = np.linspace(min(v.min(), line.null_v), max(v.max(), line.null_v), 50)
+        series.append((span, (line.intercept_hz + line.slope_hz_per_v * span) / 1e6, "-",
+                       "delta_0 + k V"))
+    save_series_plot(run.plot_path(STEP), series, xlabel="bias (V)",
+                     ylabel="mismatch (MHz)", title="Triple-resonance mismatch vs bias",
+                     note=f"delta(0 V) = {first.mismatch_hz / 1e6:+.3f} MHz\n"
+                          f"bias {volts:g} V -> {last.mismatch_hz / 1e6:+.3f} MHz")
     return results
 
 
