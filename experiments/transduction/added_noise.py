@@ -2,7 +2,8 @@
 
 With the pump on the optical resonance and no microwave tone (VNA and source off), the
 spectrum analyzer's noise marker reads the output noise density at f_m (on resonance) and at
-``off_resonance_offset_hz`` beside it, where the device reflects the cold input line. The amplifier
+``off_resonance_offset_hz`` beside it, where the device reflects the input line (its occupancy
+from line_noise's bound, 0 without it; physics.md §1.5a: a warm line marks n_add). The amplifier
 noise temperature of the station (``constants: hemt_noise_temp_k``, from a Y-factor) turns the
 off-resonance density into the output chain's gain; the same gain turns the on-resonance density
 into the output occupancy N_m(f_m). With C at each power from efficiency_vs_pump
