@@ -282,17 +282,25 @@ def test_the_heat_map_and_the_searches_adapt_to_the_device(device):
 
 
 def main() -> None:
-    """Print each device's results against the twin's truth: ``python tests/test_chain_devices.py``."""
+    """Print each device's results against the twin's truth: ``python tests/test_chain_devices.py
+    [NAME ...]`` (all devices without names)."""
+    import sys
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        for name in sorted(DEVICES):
+        for name in sys.argv[1:] or sorted(DEVICES):
             folder = Path(tmp) / name
             folder.mkdir()
-            run = execute(Experiment("chain", chain), device_station(folder, name),
-                          folder / "run.h5", {s.__name__: {} for s in chain.steps},
-                          console=Console(file=io.StringIO()))
             print(f"## {name}")
+            try:
+                run = execute(Experiment("chain", chain), device_station(folder, name),
+                              folder / "run.h5", {s.__name__: {} for s in chain.steps},
+                              console=Console(file=io.StringIO()))
+            except RunInterlocked as exc:
+                if name not in OPEN:
+                    raise
+                print(f"open case: {OPEN[name]} ({exc})")
+                continue
             for g, n, err, suspect, bound in verdicts(run):
                 verdict = "ok" if abs(err) <= bound else ("SUSPECT" if suspect else "WRONG")
                 print(f"{g}.{n:<22} {err:+8.1%}  {verdict:<7} {suspect or ''}"[:220])
