@@ -2,7 +2,8 @@
 
 With the pump on the optical resonance and no microwave tone (VNA and source off), the
 spectrum analyzer's noise marker reads the output noise density at f_m (on resonance) and at
-``off_resonance_offset_hz`` beside it, where the device reflects the cold input line. The amplifier
+``off_resonance_offset_hz`` beside it, where the device reflects the input line (its occupancy
+from line_noise's bound, 0 without it; physics.md §1.5a: a warm line marks n_add). The amplifier
 noise temperature of the station (``constants: hemt_noise_temp_k``, from a Y-factor) turns the
 off-resonance density into the output chain's gain; the same gain turns the on-resonance density
 into the output occupancy N_m(f_m). With C at each power from efficiency_vs_pump
@@ -24,6 +25,16 @@ from typing import Annotated
 import numpy as np
 from qcodes.parameters import Parameter
 
+from experiments.calibration.line_noise import line_occupancy
+from experiments.transduction.noise_readings import (
+    ANALYZER_RBW,
+    ESA_AVERAGES,
+    OFF_RESONANCE_OFFSET,
+    noise_marker,
+    noise_temperature,
+    noise_windows,
+    setup_analyzer,
+)
 from experiments.transduction.params import (
     LASER_POWER,
     MONITOR_AVERAGES,
@@ -51,7 +62,7 @@ from hil.analysis.noise import internal_bath, output_occupancy
 from hil.analysis.transducer import Rates, s_element
 from hil.calibration import require
 from hil.experiment import step
-from hil.parameters import ParameterError, check_value, role_range, settable_range, within
+from hil.parameters import role_range, within
 from hil.plotting import save_series_plot
 from hil.results import Result
 from hil.units import dbm_to_w
@@ -69,15 +80,11 @@ def added_noise(
             "Laser power the results are given at", zero="the highest of the sweep")] = 0.0,
         readings: Annotated[int, Param("", (2, 1000), "On/off-resonance reading pairs per "
                                        "power")] = 8,
-        off_resonance_offset_hz: Annotated[float, Param(
-            "Hz", (0.0, 1e12), "Offset of the off-resonance reading (at least 5 microwave "
-            "linewidths)", zero="20 microwave linewidths")] = 0.0,
-        rbw_hz: Annotated[float, Param("Hz", role_range("esa", "rbw"), "Analyzer resolution "
-                                       "bandwidth (at most kappa_m/10)")] = 10e3,
+        off_resonance_offset_hz: Annotated[float, OFF_RESONANCE_OFFSET] = 0.0,
+        rbw_hz: Annotated[float, ANALYZER_RBW] = 10e3,
         esa_points: Annotated[int, Param("", within(role_range("esa", "points"), 3),
                                          "Points per analyzer sweep")] = 21,
-        esa_averages: Annotated[int, Param("", within(role_range("esa", "averages"), 1),
-                                           "Analyzer sweeps averaged per reading")] = 10_000,
+        esa_averages: Annotated[int, ESA_AVERAGES] = 10_000,
         settle_s: Annotated[float, Param("s", (0.0, 3600.0), "Wait at each power before its "
                                          "readings")] = 150.0,
         monitor_averages: Annotated[int, MONITOR_AVERAGES] = 10) -> dict[str, Result]:
@@ -91,29 +98,14 @@ def added_noise(
     priors = load_priors(run)
     p_c1 = require(run, "efficiency_vs_pump", "p_c1_w")
     duty = duty_cycle(STEP, lab)
-    t_n = lab.constants.get("hemt_noise_temp_k")
-    if t_n is None or not t_n > 0:
-        raise ParameterError(f"{STEP}: the station {lab.path} needs constants: hemt_noise_temp_k "
-                             f"(K, > 0: the output chain's noise temperature from a Y-factor "
-                             f"measurement), got {t_n!r}")
+    t_n = noise_temperature(STEP, lab)
     laser, esa = lab.pump, lab.esa
     operating = operating_laser_power(run, STEP, laser, operating_power_w)
     planned = laser_powers(laser, powers, power_min_w, power_max_w or operating)
     planned = np.unique(np.append(planned, operating))
     rates = priors.rates
     f_m = priors.f_m_hz
-    offset = off_resonance_offset_hz or 20 * rates.kappa_m_hz
-    check_value(STEP, "off_resonance_offset_hz", offset, 5 * rates.kappa_m_hz, math.inf,
-                "Hz (at least 5 microwave linewidths; 0 = 20)")
-    low, high = settable_range(esa.rbw)
-    check_value(STEP, "rbw_hz", rbw_hz, low, min(high, rates.kappa_m_hz / 10),
-                "Hz (the analyzer's range, and at most kappa_m/10)")
-    span = 20 * rbw_hz
-    f_low, f_high = settable_range(esa.start)[0], settable_range(esa.stop)[1]
-    for f in (f_m, f_m + offset):
-        if not f_low <= f - span / 2 < f + span / 2 <= f_high:
-            raise ParameterError(f"{STEP}: {f:.0f} Hz is outside the analyzer's range "
-                                 f"[{f_low:g}, {f_high:g}] Hz; change off_resonance_offset_hz")
+    offset, span = noise_windows(STEP, esa, rates, f_m, off_resonance_offset_hz, rbw_hz)
     wavelength = on_grid(laser, priors.pump_wavelength_m)
     check_wavelength(STEP, lab, wavelength)
 
@@ -121,14 +113,14 @@ def added_noise(
     for role in ("vna", "mw_source"):  # no microwave tone on the line while noise is measured
         if role in lab.roles:
             lab.roles[role].safe_state()
-    _setup_analyzer(esa, rbw_hz, esa_points, esa_averages)
+    setup_analyzer(esa, rbw_hz, esa_points, esa_averages)
     start_pump(lab, wavelength, float(planned[0]), monitor_averages)
     pump = measure_pump_detuning(lab, run, STEP, priors, wavelength, float(planned[0]))
     delta_p, factor = pump.detuning_hz, pump.factor
     reading = Parameter("reading", label="Reading", unit="", set_cmd=None, get_cmd=None)
     measured = {"monitor_power": lab.monitor.power,
-                "psd_on": _marker(esa, "psd_on", f_m, span),
-                "psd_off": _marker(esa, "psd_off", f_m + offset, span)}
+                "psd_on": noise_marker(esa, "psd_on", f_m, span),
+                "psd_off": noise_marker(esa, "psd_off", f_m + offset, span)}
     if "cryostat" in lab.roles:
         measured["mxc_temperature"] = lab.cryostat.mxc_temperature
     data = run.sweep2d(STEP, pump_setpoint(lab, settle_s), planned, reading, np.arange(readings),
@@ -138,8 +130,9 @@ def added_noise(
     # -- analysis ------------------------------------------------------------------------------
     chip_w = on_chip_peak_w(np.mean(data["monitor_power"], axis=1), priors.chip_per_monitor, duty)
     coop = chip_w * factor / p_c1.value
+    n_line, warm_line = line_occupancy(run)
     rows = [_analyse(dbm_to_w(data["psd_on"][i]), dbm_to_w(data["psd_off"][i]), f_m, offset, t_n,
-                     float(coop[i]), rates, -delta_p) for i in range(planned.size)]
+                     float(coop[i]), rates, -delta_p, n_line) for i in range(planned.size)]
     i_op = int(np.argmin(np.abs(planned - operating)))
     op = rows[i_op]
     c_rel = math.hypot((p_c1.stderr or 0.0) / p_c1.value, priors.rel_err.get("chip_per_monitor", 0.0),
@@ -162,6 +155,7 @@ def added_noise(
     flag_all(results, ("pump_power_w",), priors.doubt("chip_per_monitor"))
     flag_all(results, ("n_add", "n_add_o_to_m", "n_int"), precise(
         op["n_add"], err["n_add"], 0.1, "n_add", f"raise {STEP}.readings or esa_averages"))
+    flag_all(results, ("n_add", "n_add_o_to_m", "n_int"), warm_line)
     flag_all(results, tuple(results), priors.doubt(*LINEWIDTHS), p_c1.suspect and (
         f"built on suspect efficiency_vs_pump.p_c1_w ({p_c1.suspect})"))
     run.record_results(STEP, results)
@@ -182,35 +176,17 @@ def added_noise(
     return results
 
 
-def _setup_analyzer(esa, rbw_hz: float, points: int, averages: int) -> None:
-    """Noise-friendly settings: power (RMS) averaging of an averaged trace, average detector."""
-    esa.use_noise_averaging()
-    esa.rbw(rbw_hz)
-    esa.points(points)
-    esa.averages(averages)
-
-
-def _marker(esa, name: str, frequency_hz: float, span_hz: float) -> Parameter:
-    """A noise-density reading (dBm/Hz) at ``frequency_hz`` from a fresh acquisition around it."""
-
-    def read() -> float:
-        esa.set_window(frequency_hz - span_hz / 2, frequency_hz + span_hz / 2)
-        esa.run_sweep()
-        return esa.measure_noise_density(frequency_hz)
-
-    return Parameter(name, label=f"Noise density at {frequency_hz / 1e9:.6f} GHz", unit="dBm/Hz",
-                     get_cmd=read, set_cmd=False)
-
-
 def _analyse(psd_on, psd_off, f_m: float, offset: float, t_n: float, coop: float, rates: Rates,
-             delta_o: float) -> dict[str, float]:
-    """One power's readings -> N_m, gain, n_int, n_add (the off-resonance occupancy from the
-    device's own tail at that offset, computed with the n_int found: two passes)."""
+             delta_o: float, n_line: float = 0.0) -> dict[str, float]:
+    """One power's readings -> N_m, gain, n_int, n_add (the off-resonance occupancy: the line
+    the device reflects there and its own tail, computed with the n_int found: two passes)."""
     n_int = 0.0
+    reflected = abs(complex(s_element("m_ex", "m_ex", offset, coop, rates, delta_o))) ** 2
     for _ in range(2):
-        n_off = n_int * abs(complex(s_element("m_ex", "m_0", offset, coop, rates, delta_o))) ** 2
+        n_off = (n_int * abs(complex(s_element("m_ex", "m_0", offset, coop, rates, delta_o))) ** 2
+                 + n_line * reflected)
         out = output_occupancy(psd_on, psd_off, f_m, f_m + offset, t_n, n_off)
-        n_int = internal_bath(out.n_out, coop, rates, delta_o)
+        n_int = internal_bath(out.n_out, coop, rates, delta_o, n_line=n_line)
     return {"n_out": out.n_out, "n_out_err": out.n_out_err, "gain": out.gain, "gain_err": out.gain_err,
             "n_int": n_int, "n_add": added_noise_of("m->o", n_int, coop, rates, delta_o),
             "n_add_o_to_m": added_noise_of("o->m", n_int, coop, rates, delta_o)}

@@ -18,6 +18,7 @@ from typing import Annotated
 
 import numpy as np
 
+from experiments.calibration.triple_resonance import untuned_mismatch
 from experiments.transduction.params import (
     MONITOR_AVERAGES,
     PUMP_POWER,
@@ -126,6 +127,7 @@ def conversion_bandwidth(
                    "bandwidth between the half-maximum crossings vs the model's", rel_tol=0.1),
              priors.doubt(*LINEWIDTHS))
     flag_all(results, ("pump_power_w",), priors.doubt("chip_per_monitor"))
+    flag_all(results, ("bandwidth_hz",), untuned_mismatch(run))
     run.record_results(STEP, results)
 
     norm = width.peak

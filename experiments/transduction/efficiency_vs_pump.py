@@ -29,6 +29,7 @@ from typing import Annotated
 
 import numpy as np
 
+from experiments.calibration.triple_resonance import untuned_mismatch
 from experiments.transduction.coupling import (
     OVER,
     correct_optical_resonance,
@@ -169,7 +170,7 @@ def efficiency_vs_pump(
     flag_all(results, ("g0_hz", "p_c1_w", "eta_max", "kappa_o_ex_hz"),
              regime.verdict.reason("optical coupling regime (dip depth alone is symmetric in "
                                    "kappa_o_ex <-> kappa_o_0)"))
-    flag_all(results, ("g0_hz", "p_c1_w"), priors.doubt())
+    flag_all(results, ("g0_hz", "p_c1_w"), priors.doubt(), untuned_mismatch(run))
     flag_all(results, ("eta_max",), priors.doubt(*LINEWIDTHS))
     run.record_results(STEP, results)
 
