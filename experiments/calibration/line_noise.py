@@ -7,7 +7,7 @@ and no tone on the line, the mode swaps part of the line's noise for its interna
 on-resonance reading dips below the off-resonance one exactly when the line is the warmer bath;
 the ratio of the pair gives ``n_0 - n_line`` in photons through the same chain, and the mixing
 chamber's temperature, read with them, bounds the mode's pump-off bath from below
-(:mod:`hil.analysis.line`): ``n_line >= n_th(f_m, T_mc) - (n_0 - n_line)``.
+(:mod:`hil.analysis.input_line`): ``n_line >= n_th(f_m, T_mc) - (n_0 - n_line)``.
 
 added_noise takes that bound as the line's occupancy (:func:`line_occupancy`) and, when it is
 above zero by more than its error, marks what it reports: a line warmer than the fridge's

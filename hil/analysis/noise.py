@@ -3,7 +3,7 @@
 Output chain: a power gain G and an amplifier of noise temperature T_N (``n_amp = k_B T_N / (h f)``
 photons) put ``PSD(f) = G h f (N(f) + n_amp)`` at the analyzer (§3 (g): ``n_out = PSD/(G h f) - n_amp``).
 Off resonance the device reflects the input line, whose occupancy the caller gives in ``N_off``
-(0 for a cold, attenuated line; :mod:`hil.analysis.line` bounds a warm one), so the off-resonance
+(0 for a cold, attenuated line; :mod:`hil.analysis.input_line` bounds a warm one), so the off-resonance
 PSD calibrates ``G = PSD_off / (h f_off (n_amp + N_off))``
 with the T_N of a Y-factor measurement; on resonance the same G turns the PSD into the output
 occupancy N at f_m.
