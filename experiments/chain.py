@@ -20,11 +20,11 @@ from hil.calibration import order
 
 def chain(lab, run) -> None:
     """Characterize the transducer: fridge, resonances, pump, efficiency, bandwidth, noise."""
-    for step in order(chain.steps):
+    for step in order(STEPS):
         run.call(step)
 
 
-chain.steps = (
+STEPS = (
     cryostat_check,        # no pump before a stable base temperature
     fridge_load,
     optical_resonance,
@@ -34,3 +34,6 @@ chain.steps = (
     conversion_bandwidth,
     added_noise,
 )
+# What `hil run` and `hil list` read of an experiment (a function attribute, which mypy cannot
+# declare).
+chain.steps = STEPS  # type: ignore[attr-defined]

@@ -6,7 +6,9 @@ import importlib.resources
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -52,7 +54,7 @@ def _instrument_errors() -> tuple[type[BaseException], ...]:
     return (VisaIOError, InstrumentError, OSError)
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     _error(message)
     sys.exit(code)
 
@@ -69,6 +71,20 @@ def _report_unsafe(exc: BaseException) -> bool:
     for failure in failures:
         _error(f"LAB MAY BE LIVE: {failure.message()}; check it, then run `hil safe`")
     return bool(failures)
+
+
+def _run_error(exc: Exception, out: Path | None, run_failed: Callable[[], bool],
+               user_errors: tuple[type[BaseException], ...]) -> None:
+    """Exit for a run (or resume) that raised: 1 if the lab may be live or the run itself
+    failed (``run_failed``: its file says so), 2 for a user error; else return (a bug: the
+    caller re-raises it with its traceback)."""
+    message = str(exc.args[0]) if len(exc.args) == 1 else str(exc)
+    if _report_unsafe(exc) and isinstance(exc, UnsafeLab):
+        _fail(f"run ended with the lab possibly live; data and details kept in {out}", 1)
+    if run_failed():
+        _fail(f"run failed: {message}\n  data and traceback kept in {out} (status failed)", 1)
+    if isinstance(exc, user_errors):
+        _fail(message)
 
 
 def _ended(exc: BaseException, out: Path | None) -> None:
@@ -128,14 +144,9 @@ def run_command(experiment_name: str, station: Path | None, out: Path | None,
     except (KeyboardInterrupt, RunInterlocked) as exc:
         _ended(exc, out)
     except Exception as exc:
-        message = str(exc.args[0]) if len(exc.args) == 1 else str(exc)
-        if _report_unsafe(exc) and isinstance(exc, UnsafeLab):
-            _fail(f"run ended with the lab possibly live; data and details kept in {out}", 1)
-        if started and out.exists():
-            # The run started: its file holds the data so far, status 'failed' and the traceback.
-            _fail(f"run failed: {message}\n  data and traceback kept in {out} (status failed)", 1)
-        if isinstance(exc, USER_ERRORS + (DiskFullError,) + _instrument_errors()):
-            _fail(message)
+        # Once the run started, its file holds the data so far, status 'failed' and the traceback.
+        _run_error(exc, out, lambda: started and out is not None and out.exists(),
+                   USER_ERRORS + (DiskFullError,) + _instrument_errors())
         raise
     _report(console, run)
 
@@ -239,14 +250,7 @@ def resume_command(path: Path, station: Path | None, catalog: str | None) -> Non
     except (KeyboardInterrupt, RunInterlocked) as exc:
         _ended(exc, path)
     except Exception as exc:
-        message = str(exc.args[0]) if len(exc.args) == 1 else str(exc)
-        if _report_unsafe(exc) and isinstance(exc, UnsafeLab):
-            _fail(f"run ended with the lab possibly live; data and details kept in {path}", 1)
-        if _final_status(path) == "failed":  # the resumed run itself failed
-            _fail(f"run failed: {message}\n  data and traceback kept in {path} (status failed)",
-                  1)
-        if isinstance(exc, USER_ERRORS + (OSError,)):
-            _fail(message)
+        _run_error(exc, path, lambda: _final_status(path) == "failed", USER_ERRORS + (OSError,))
         raise
     _report(console, run)
 

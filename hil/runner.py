@@ -289,9 +289,8 @@ class Run:
             setpoint_columns = [_column(p.name, p) for p, _ in axes]
             measured_columns = [self._measured_column(step, n, p) for n, p in measured.items()]
             attrs = {"call": self._call} if self._call else None
-            writer = self.writer.begin_step(step, setpoint_columns, measured_columns, attrs,
-                                            plan=plan)
-            self._open_steps[step] = writer
+            self._open_steps[step] = self.writer.begin_step(step, setpoint_columns,
+                                                            measured_columns, attrs, plan=plan)
             start = 0
             data = None
         shape = tuple(v.size for v in plan.values())
@@ -369,6 +368,7 @@ class Run:
                 if last is None or level == inner or index[level] != last[level]:
                     setter(value)
                 setvalues.append(value)
+            row: list[float] | list[np.ndarray | float]
             if all_scalar:
                 row = [float(get()) for get in scalar_readers]
             else:
@@ -396,6 +396,8 @@ class Run:
                 raise ValueError(f"step {step!r}: {name} has {len(parameter.setpoints)} "
                                  f"setpoint axes; traces with one axis are supported")
             axis_parameter = parameter.setpoints[0]
+            if not isinstance(axis_parameter, Parameter):
+                raise TypeError(f"step {step!r}: {name}'s setpoint axis is not a Parameter")
             values = np.asarray(axis_parameter.get(), dtype=float)
             axis = Axis(axis_parameter.name, axis_parameter.unit or "",
                         axis_parameter.label or axis_parameter.name, values)
@@ -477,8 +479,8 @@ class _Signals:
         try:
             yield self
         finally:
-            for signum, previous in self._previous.items():
-                signal.signal(signum, previous)
+            for number, previous in self._previous.items():
+                signal.signal(number, previous)
 
 
 def _progress(console: Console) -> Progress:

@@ -35,7 +35,7 @@ from datetime import datetime
 from typing import Any
 
 from qcodes.instrument import Instrument, InstrumentBase
-from qcodes.parameters import Parameter
+from qcodes.parameters import Parameter, ParameterBase
 
 __all__ = ["InstrumentGuard", "InterlockConfigError", "InterlockSpec", "RunAborted",
            "RunInterlocked", "SafeFailure", "Supervisor", "UnsafeLab", "exit_code", "make_safe",
@@ -120,16 +120,15 @@ class InterlockSpec:
         if math.isnan(value):
             return False
         if self.above is not None:
-            limit = self.above if self.resume_below is None else self.resume_below
-            return value < limit
+            return value < (self.above if self.resume_below is None else self.resume_below)
         limit = self.below if self.resume_above is None else self.resume_above
         assert limit is not None
         return value > limit
 
     def describe(self) -> str:
         if self.above is not None:
-            resume = self.above if self.resume_below is None else self.resume_below
-            return f"{self.watch} > {self.above:g} (releases below {resume:g})"
+            release = self.above if self.resume_below is None else self.resume_below
+            return f"{self.watch} > {self.above:g} (releases below {release:g})"
         resume = self.below if self.resume_above is None else self.resume_above
         return f"{self.watch} < {self.below:g} (releases above {resume:g})"
 
@@ -279,7 +278,7 @@ class InstrumentGuard:
         self._cond = threading.Condition()
         #: Called while the experiment waits out a latched trip: on the twin it lets the lab's
         #: virtual time pass (a fridge only cools if time passes); None on real hardware.
-        self.idle: Callable[[float], None] | None = None
+        self.idle: Callable[[float], object] | None = None
         self._local = threading.local()
         self._stop: str | None = None
         self._latched: dict[str, str] = {}
@@ -452,7 +451,7 @@ class Supervisor:
     the wall-clock thread happens to run (by then the virtual clock may be minutes further).
     """
 
-    def __init__(self, specs: Sequence[InterlockSpec], components: Mapping[str, InstrumentBase],
+    def __init__(self, specs: Sequence[InterlockSpec], components: Mapping[str, Any],
                  roles: Mapping[str, InstrumentBase], guard: InstrumentGuard,
                  event: Callable[[str, str], None],
                  lab_time: Callable[[], float] = time.monotonic, clock: Any = None) -> None:
@@ -666,7 +665,7 @@ class Supervisor:
             self.errors.append(err)
 
 
-def _parameters_of(instrument: InstrumentBase) -> Iterator[Parameter]:
+def _parameters_of(instrument: InstrumentBase) -> Iterator[ParameterBase]:
     """Every parameter of an instrument and of its channels and submodules."""
     yield from instrument.parameters.values()
     for sub in instrument.submodules.values():
@@ -694,7 +693,7 @@ def _changed(before: Mapping[Parameter, tuple[Any, Any]],
              after: Mapping[Parameter, tuple[Any, Any]]) -> list[tuple[Parameter, Any]]:
     """Parameters the safe state set to another value, in the order it set them, with the old
     values."""
-    changed = []
+    changed: list[tuple[Any, int, Parameter, Any]] = []
     for parameter, (value, stamp) in after.items():
         if parameter in before and before[parameter][0] != value:
             changed.append((stamp, len(changed), parameter, before[parameter][0]))

@@ -176,6 +176,9 @@ class SimDevice(Device):
             unit = definition.get("unit", twin.get("unit"))
             extra = {"modes": definition.get("modes") or {},
                      "suffixes": _flag(definition.get("suffixes", True))}
+            if extra["modes"] and unit is None:
+                raise ValueError(f"profile property {name!r}: 'modes' convert from its unit, "
+                                 "so it needs a 'unit' (or twin: unit)")
             common = dict(prop=prop, wire_unit=unit, default=definition.get("default"), extra=extra)
             getter, setter = definition.get("getter"), definition.get("setter")
             if getter:
@@ -486,7 +489,7 @@ class SimDevice(Device):
                 raise ScpiError(-108, unit.text.strip())
             if mode is None:
                 return b"\x00reply:" + entry.reply_format.format(value).encode()
-            shown = from_si(mode["unit"], to_si(entry.wire_unit, value))
+            shown = from_si(mode["unit"], to_si(_wire_unit(entry), value))
             return b"\x00reply:" + mode.get("r", entry.reply_format).format(shown).encode()
         # a setter: fixed parameters first, then the value(s) for the slot
         if fixed and len(given) < len(fixed):
@@ -552,7 +555,7 @@ class SimDevice(Device):
             else:  # the value in the unit the mode speaks, kept in the profile's unit
                 given = parse_numeric(token, mode["unit"],
                                       suffix_allowed=_flag(mode.get("suffixes", True)))
-                value = from_si(entry.wire_unit, to_si(mode["unit"], given))
+                value = from_si(_wire_unit(entry), to_si(mode["unit"], given))
         if specs.type is int:
             value = int(round(value))
         if (specs.min is not None and value < specs.min) or (
@@ -642,3 +645,10 @@ def _spell(entry: Entry, params: tuple[str, ...]) -> bytes:
 def _is_stored(prop) -> bool:
     binding = getattr(prop, "binding", None)
     return binding is None or binding.kind == "state"
+
+
+def _wire_unit(entry: Entry) -> str:
+    """The unit a moded property keeps on the wire (the profile loader insists it has one)."""
+    if entry.wire_unit is None:
+        raise ValueError(f"profile property {entry.spelling!r} has modes but no unit")
+    return entry.wire_unit

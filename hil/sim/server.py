@@ -127,7 +127,8 @@ def is_loopback(host: str) -> bool:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise ServerError(f"host {host!r} cannot be resolved: {exc.strerror}") from None
-    return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+    # An IPv6 address comes with its scope (``fe80::1%eth0``); the address is the part before it.
+    return all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos)
 
 
 def visa_address(host: str, port: int) -> str:
@@ -312,13 +313,17 @@ class TwinServer:
 
     def _accept_loop(self) -> None:
         with selectors.DefaultSelector() as selector:
-            for ep in self.endpoints:
-                selector.register(ep.listener, selectors.EVENT_READ, ep)
-            selector.register(self._control_listener, selectors.EVENT_READ, None)
+            listeners: dict[int, socket.socket] = {}
+            for sock, data in [(ep.listener, ep) for ep in self.endpoints] + [
+                    (self._control_listener, None)]:
+                if sock is None:
+                    raise ServerError("the server is not listening; start() opens its sockets")
+                listeners[sock.fileno()] = sock
+                selector.register(sock, selectors.EVENT_READ, data)
             while not self._stopping.is_set():
                 for key, _ in selector.select(POLL_S):
                     try:
-                        conn, peer = key.fileobj.accept()
+                        conn, peer = listeners[key.fd].accept()
                     except OSError:
                         continue
                     try:
@@ -568,11 +573,11 @@ class TwinServer:
                 raise ValueError(usage)
             try:
                 count = int(positional[2]) if len(positional) == 3 else 1
-                seconds = float(options["seconds"]) if "seconds" in options else None
+                fault_s = float(options["seconds"]) if "seconds" in options else None
                 after = int(options.get("after", 0))
             except ValueError:
                 raise ValueError(usage) from None
-            self.inject(positional[0], positional[1], count=count, seconds=seconds, after=after)
+            self.inject(positional[0], positional[1], count=count, seconds=fault_s, after=after)
             return ""
         raise ValueError(f"unknown command {command!r}; commands: ping, clock, now, sleep, list, "
                          f"reset, inject, reconnect")

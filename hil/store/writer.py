@@ -238,7 +238,7 @@ class RunWriter:
 
     def begin_step(self, name: str, setpoints: Sequence[Column], measured: Sequence[Column],
                    attrs: Mapping[str, Any] | None = None, *,
-                   plan: Mapping[str, Sequence[float]] | None = None) -> StepWriter:
+                   plan: Mapping[str, Sequence[float] | np.ndarray] | None = None) -> StepWriter:
         """Create the step's group and datasets and start streaming its points.
 
         ``plan`` maps each setpoint to the values the step means to take; with several
