@@ -17,7 +17,7 @@ from pyvisa.util import BINARY_DATATYPES
 from qcodes.parameters import Parameter, ParameterWithSetpoints, create_on_off_val_mapping
 from qcodes.validators import Arrays, Enum, Ints, Numbers
 
-from instruments._scpi import InstrumentError, dbm_to_w, w_to_dbm
+from instruments._scpi import InstrumentError, add_watts_parameter, dbm_to_w
 from instruments._swept import SweptAnalyzer, data_format_parser
 
 if TYPE_CHECKING:
@@ -203,14 +203,9 @@ class KeysightE5080B(SweptAnalyzer):
         )
         """Source power at the test port in dBm (0.01 dB resolution)."""
 
-        self.power: Parameter = self.add_parameter(
-            "power",
-            label="Source power",
-            unit="W",
-            get_cmd=lambda: dbm_to_w(self.power_dbm.get()),
-            set_cmd=lambda watts: self.power_dbm.set(round(w_to_dbm(watts), 2)),
-            vals=Numbers(dbm_to_w(POWER_MIN_DBM), dbm_to_w(POWER_MAX_DBM)),
-        )
+        self.power: Parameter = add_watts_parameter(
+            self, "power", self.power_dbm, label="Source power", low_dbm=POWER_MIN_DBM,
+            high_dbm=POWER_MAX_DBM)
         """Source power in W, through ``power_dbm`` so station limits on it hold here too."""
 
         self.rf_output: Parameter = self.add_parameter(

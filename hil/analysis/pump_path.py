@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hil.analysis.data import paired
 from hil.results import FitError
 
 
@@ -42,12 +43,7 @@ class RatioFit:
 
 def fit_ratio(x, y) -> RatioFit:
     """Straight-line fit with relative weights (power-meter noise is relative)."""
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if x.shape != y.shape or x.ndim != 1:
-        raise FitError(f"readings must be 1-D of one length, got {x.shape}, {y.shape}")
-    if x.size < 3:
-        raise FitError(f"need at least 3 power levels, got {x.size}")
+    x, y = paired(x, y, names="readings", at_least=3, of="power levels")
     if np.ptp(x) <= 0 or not np.all(np.isfinite(x)) or not np.all(np.isfinite(y)):
         raise FitError("the monitor readings do not change with the laser power")
     scale_x, scale_y = float(np.max(np.abs(x))), float(np.max(np.abs(y)))
