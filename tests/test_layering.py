@@ -65,6 +65,10 @@ def test_core_does_not_import_the_twin() -> None:
     assert violations(ROOT / "hil", ("hil.twin",), skip=("hil/twin/", "hil/sim/")) == []
 
 
+def test_the_framework_does_not_import_experiments() -> None:
+    assert violations(ROOT / "hil", ("experiments",)) == []
+
+
 def test_drivers_do_not_know_the_simulation() -> None:
     assert violations(ROOT / "instruments", ("hil.twin", "hil.sim")) == []
 
