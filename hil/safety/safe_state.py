@@ -82,7 +82,7 @@ def make_safe(instrument: Any, *, role: str | None = None,
 def _readback(instrument: Any, since: datetime) -> list[str]:
     """Parameters set since ``since`` whose value read from the instrument differs."""
     wrong = []
-    for parameter in _parameters_of(instrument):
+    for parameter in parameters_of(instrument):
         if not isinstance(parameter, Parameter) or not parameter.gettable:
             continue
         stamp = parameter.cache.timestamp
@@ -115,12 +115,12 @@ def safe_all(components: Mapping[str, Any]) -> list[SafeFailure]:
     return failures
 
 
-def _parameters_of(instrument: InstrumentBase) -> Iterator[ParameterBase]:
+def parameters_of(instrument: InstrumentBase) -> Iterator[ParameterBase]:
     """Every parameter of an instrument and of its channels and submodules."""
     yield from instrument.parameters.values()
     for sub in instrument.submodules.values():
         if isinstance(sub, InstrumentBase):
-            yield from _parameters_of(sub)
+            yield from parameters_of(sub)
         else:  # a channel list
             for channel in sub:
-                yield from _parameters_of(channel)
+                yield from parameters_of(channel)

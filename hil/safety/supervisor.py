@@ -17,7 +17,7 @@ from qcodes.parameters import Parameter
 
 from hil.safety.guard import InstrumentGuard
 from hil.safety.interlocks import InterlockSpec, resolve_parameter
-from hil.safety.safe_state import _parameters_of, make_safe
+from hil.safety.safe_state import make_safe, parameters_of
 
 
 class _Watch:
@@ -263,7 +263,7 @@ def _settings(instrument: InstrumentBase) -> dict[Parameter, tuple[Any, Any]]:
     """Settable parameters' cached values and when they were set (no instrument traffic),
     channels' and submodules' (the Lake Shore's heaters) included."""
     out: dict[Parameter, tuple[Any, Any]] = {}
-    for parameter in _parameters_of(instrument):
+    for parameter in parameters_of(instrument):
         if not isinstance(parameter, Parameter) or not parameter.settable:
             continue
         if not parameter.cache.valid:

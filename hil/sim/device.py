@@ -22,13 +22,13 @@ from pyvisa_sim.devices import Device
 
 from hil.sim.entries import (
     Entry,
-    _flag,
-    _is_slot,
-    _is_stored,
-    _same_token,
-    _spell,
-    _text,
-    _wire_unit,
+    flag,
+    is_slot,
+    is_stored,
+    param_text,
+    same_token,
+    spell,
+    wire_unit_of,
 )
 from hil.sim.errorqueue import (
     DEFAULT_QUEUE_DEPTH,
@@ -119,7 +119,7 @@ class SimDevice(Device):
             twin = definition.get("twin") if isinstance(definition.get("twin"), Mapping) else {}
             unit = definition.get("unit", twin.get("unit"))
             extra = {"modes": definition.get("modes") or {},
-                     "suffixes": _flag(definition.get("suffixes", True))}
+                     "suffixes": flag(definition.get("suffixes", True))}
             if extra["modes"] and unit is None:
                 raise ValueError(f"profile property {name!r}: 'modes' convert from its unit, "
                                  "so it needs a 'unit' (or twin: unit)")
@@ -152,7 +152,7 @@ class SimDevice(Device):
     def remember_defaults(self) -> None:
         """Record the profile's values as what ``*RST`` restores (call once, after building)."""
         self._defaults = {name: prop.get_value() for name, prop in self._properties.items()
-                          if _is_stored(prop)}
+                          if is_stored(prop)}
 
     # --- state ----------------------------------------------------------------------------------
     def reset(self, power_on: bool = True) -> None:
@@ -411,20 +411,20 @@ class SimDevice(Device):
         """The profile's spelling of ``unit`` through ``entry`` (None: the entry does not fit)."""
         given = unit.params
         template = entry.params
-        fixed = [p for p in template if not _is_slot(p)]
+        fixed = [p for p in template if not is_slot(p)]
         if entry.kind == "dialogue" or entry.kind == "get":
             n = len(template)
             if len(given) < n:
                 return None
             for want, got in zip(template, given, strict=False):
-                if not _is_slot(want) and not _same_token(got, want):
+                if not is_slot(want) and not same_token(got, want):
                     return None
             extra = given[n:]
             if entry.kind == "dialogue":
-                return None if extra else _spell(entry, given)
+                return None if extra else spell(entry, given)
             mode = self._mode(entry)
             if not extra and mode is None:
-                return _spell(entry, given)
+                return spell(entry, given)
             if not extra:
                 value = entry.prop.get_value()
             elif len(extra) == 1 and extra[0].upper() in SPECIAL_CHOICES and entry.prop is not None:
@@ -433,23 +433,23 @@ class SimDevice(Device):
                 raise ScpiError(-108, unit.text.strip())
             if mode is None:
                 return b"\x00reply:" + entry.reply_format.format(value).encode()
-            shown = from_si(mode["unit"], to_si(_wire_unit(entry), value))
+            shown = from_si(mode["unit"], to_si(wire_unit_of(entry), value))
             return b"\x00reply:" + mode.get("r", entry.reply_format).format(shown).encode()
         # a setter: fixed parameters first, then the value(s) for the slot
         if fixed and len(given) < len(fixed):
             return None
-        head = given[:len(template) - 1] if template and _is_slot(template[-1]) else given
+        head = given[:len(template) - 1] if template and is_slot(template[-1]) else given
         for want, got in zip(template, head, strict=False):
-            if not _is_slot(want) and not _same_token(got, want):
+            if not is_slot(want) and not same_token(got, want):
                 return None
-        if not template or not _is_slot(template[-1]):
+        if not template or not is_slot(template[-1]):
             return None
         values = given[len(template) - 1:]
         if not values:
             raise ScpiError(-109, unit.header)
         value = self._convert(entry, values)
         filled = list(given[:len(template) - 1]) + [value]
-        return _spell(entry, tuple(filled))
+        return spell(entry, tuple(filled))
 
     def _mode(self, entry: Entry) -> Mapping[str, Any] | None:
         """How another setting (Santec :SYST:COMM:COD, :POW:UNIT) changes this one's unit."""
@@ -478,7 +478,8 @@ class SimDevice(Device):
             for choice in specs.valid:
                 fields = str(choice).split(",")
                 if len(fields) == len(values) and all(
-                        _same_token(_text(v), _text(f)) for v, f in zip(values, fields, strict=True)):
+                        same_token(param_text(v), param_text(f))
+                        for v, f in zip(values, fields, strict=True)):
                     return choice
             raise ScpiError(-224, ",".join(values))
         if len(values) > 1:
@@ -498,8 +499,8 @@ class SimDevice(Device):
                                       suffix_allowed=entry.extra.get("suffixes", True))
             else:  # the value in the unit the mode speaks, kept in the profile's unit
                 given = parse_numeric(token, mode["unit"],
-                                      suffix_allowed=_flag(mode.get("suffixes", True)))
-                value = from_si(_wire_unit(entry), to_si(mode["unit"], given))
+                                      suffix_allowed=flag(mode.get("suffixes", True)))
+                value = from_si(wire_unit_of(entry), to_si(mode["unit"], given))
         if specs.type is int:
             value = int(round(value))
         if (specs.min is not None and value < specs.min) or (

@@ -24,22 +24,22 @@ class Entry:
     extra: dict = field(default_factory=dict)
 
 
-def _flag(value: Any) -> bool:
+def flag(value: Any) -> bool:
     """A profile's yes/no (pyvisa-sim's loader hands every value over as text)."""
     return str(value).strip().lower() in ("true", "1", "yes", "on")
 
 
-def _text(token: str) -> str:
+def param_text(token: str) -> str:
     """A string parameter's text, anything else as it is."""
     text = unquote(token)
     return token if text is None else text
 
 
-def _is_slot(token: str) -> bool:
+def is_slot(token: str) -> bool:
     return token.startswith("{") and token.endswith("}")
 
 
-def _same_token(got: str, want: str) -> bool:
+def same_token(got: str, want: str) -> bool:
     """A fixed parameter of a spelling: same text, same character data or same number."""
     if got.upper() == want.upper() or character_matches(got, want):
         return True
@@ -52,22 +52,22 @@ def _same_token(got: str, want: str) -> bool:
         return False
 
 
-def _spell(entry: Entry, params: tuple[str, ...]) -> bytes:
+def spell(entry: Entry, params: tuple[str, ...]) -> bytes:
     """``header p1,p2`` in the profile's spelling (the slot filled with the converted value)."""
     out = []
     for i, token in enumerate(params):
         want = entry.params[i] if i < len(entry.params) else None
-        out.append(want if want is not None and not _is_slot(want) else token)
+        out.append(want if want is not None and not is_slot(want) else token)
     text = entry.header + (" " + ",".join(out) if out else "")
     return text.encode()
 
 
-def _is_stored(prop) -> bool:
+def is_stored(prop) -> bool:
     binding = getattr(prop, "binding", None)
     return binding is None or binding.kind == "state"
 
 
-def _wire_unit(entry: Entry) -> str:
+def wire_unit_of(entry: Entry) -> str:
     """The unit a moded property keeps on the wire (the profile loader insists it has one)."""
     if entry.wire_unit is None:
         raise ValueError(f"profile property {entry.spelling!r} has modes but no unit")
