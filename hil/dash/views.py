@@ -13,7 +13,7 @@ import numpy as np
 import yaml
 
 from hil.calibration import Calibration
-from hil.cli import format_value
+from hil.cli_common import format_value
 from hil.dash.source import RunSummary, device_of, lab_time_s, suspects
 from hil.store import RunRecord
 
