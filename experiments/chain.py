@@ -22,13 +22,13 @@ from hil.calibration import order
 
 def chain(lab, run) -> None:
     """Characterize the transducer: fridge, resonances, pump, efficiency, bandwidth, noise."""
-    for step in order(chain.steps):
+    for step in order(STEPS):
         run.call(step)
         if step is triple_resonance:
             hold_bias(lab, run)  # the transduction steps run at the tuned bias
 
 
-chain.steps = (
+STEPS = (
     cryostat_check,        # no pump before a stable base temperature
     fridge_load,
     optical_resonance,
@@ -40,3 +40,6 @@ chain.steps = (
     conversion_bandwidth,
     added_noise,
 )
+# What `hil run` and `hil list` read of an experiment (a function attribute, which mypy cannot
+# declare).
+chain.steps = STEPS  # type: ignore[attr-defined]

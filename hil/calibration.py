@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from hil.results import Result
 
@@ -28,6 +28,13 @@ if TYPE_CHECKING:
     from hil.catalog import Catalog
 
 DEFAULT_VALID_FOR_S = 3600.0
+
+
+class _Declared(Protocol):
+    """A step function carrying its declaration as attributes (read back with ``getattr``)."""
+
+    needs: tuple[str, ...]
+    valid_for_s: float
 
 
 class MissingCalibration(LookupError):
@@ -43,8 +50,9 @@ def calibration(*, needs: Sequence[str] = (), valid_for_s: float = DEFAULT_VALID
         raise ValueError(f"valid_for_s must be > 0 s, got {valid_for_s}")
 
     def mark(step: Callable[..., Any]) -> Callable[..., Any]:
-        step.needs = tuple(needs)
-        step.valid_for_s = float(valid_for_s)
+        declared = cast(_Declared, step)
+        declared.needs = tuple(needs)
+        declared.valid_for_s = float(valid_for_s)
         return step
 
     return mark

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -14,22 +14,26 @@ from rich.markup import escape
 from rich.table import Table
 
 from hil import experiment
-from hil.formatting import format_duration, format_value
+from hil.cli_catalog import catalog_group, runs_group, status_command
+from hil.cli_common import (
+    CATALOG_HELP,
+    SHIPPED_STATIONS,
+    USER_ERRORS,
+    _error,
+    _fail,
+    default_station,
+    format_duration,
+    format_value,
+    results_table,
+)
+from hil.cli_serve import dash_command, profiles_group, twin_group
 from hil.results import Result
 from hil.safety import RunInterlocked, UnsafeLab, exit_code
 from hil.store.space import DiskFullError
 
-#: The station files installed with the package (editable or not): see stations/__init__.py.
-SHIPPED_STATIONS = Path(str(importlib.resources.files("stations")))
-CATALOG_HELP = ("Catalog database, a SQLAlchemy URL, e.g. postgresql://host/lab (default: "
-                "$HIL_CATALOG, else catalog.sqlite beside the runs).")
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError)
-
-
-def default_station() -> Path:
-    """``stations/twin.yaml`` of the working folder, else the one shipped with the project."""
-    local = Path("stations/twin.yaml")
-    return local if local.is_file() else SHIPPED_STATIONS / "twin.yaml"
+# What other modules and tests import from here (the shared pieces live in hil.cli_common).
+__all__ = ["CATALOG_HELP", "SHIPPED_STATIONS", "USER_ERRORS", "default_station", "format_duration",
+           "format_value", "main", "parse_meta", "results_table", "suspects"]
 
 
 def parse_meta(items: tuple[str, ...]) -> dict[str, str]:
@@ -53,23 +57,26 @@ def _instrument_errors() -> tuple[type[BaseException], ...]:
     return (VisaIOError, InstrumentError, OSError)
 
 
-def _fail(message: str, code: int = 2) -> None:
-    _error(message)
-    sys.exit(code)
-
-
-def _error(message: str) -> None:
-    """One ``error:`` line; the message is printed as is (``[low, high]`` is not markup)."""
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False,
-                               soft_wrap=True)
-
-
 def _report_unsafe(exc: BaseException) -> bool:
     """An ``error:`` line per instrument whose safe state did not hold; True if any."""
     failures = exc.failures if isinstance(exc, UnsafeLab) else getattr(exc, "unsafe", [])
     for failure in failures:
         _error(f"LAB MAY BE LIVE: {failure.message()}; check it, then run `hil safe`")
     return bool(failures)
+
+
+def _run_error(exc: Exception, out: Path | None, run_failed: Callable[[], bool],
+               user_errors: tuple[type[BaseException], ...]) -> None:
+    """Exit for a run (or resume) that raised: 1 if the lab may be live or the run itself
+    failed (``run_failed``: its file says so), 2 for a user error; else return (a bug: the
+    caller re-raises it with its traceback)."""
+    message = str(exc.args[0]) if len(exc.args) == 1 else str(exc)
+    if _report_unsafe(exc) and isinstance(exc, UnsafeLab):
+        _fail(f"run ended with the lab possibly live; data and details kept in {out}", 1)
+    if run_failed():
+        _fail(f"run failed: {message}\n  data and traceback kept in {out} (status failed)", 1)
+    if isinstance(exc, user_errors):
+        _fail(message)
 
 
 def _ended(exc: BaseException, out: Path | None) -> None:
@@ -142,14 +149,9 @@ def run_command(experiment_name: str, station: Path | None, out: Path | None,
     except (KeyboardInterrupt, RunInterlocked) as exc:
         _ended(exc, out)
     except Exception as exc:
-        message = str(exc.args[0]) if len(exc.args) == 1 else str(exc)
-        if _report_unsafe(exc) and isinstance(exc, UnsafeLab):
-            _fail(f"run ended with the lab possibly live; data and details kept in {out}", 1)
-        if started and out.exists():
-            # The run started: its file holds the data so far, status 'failed' and the traceback.
-            _fail(f"run failed: {message}\n  data and traceback kept in {out} (status failed)", 1)
-        if isinstance(exc, USER_ERRORS + (DiskFullError,) + _instrument_errors()):
-            _fail(message)
+        # Once the run started, its file holds the data so far, status 'failed' and the traceback.
+        _run_error(exc, out, lambda: started and out is not None and out.exists(),
+                   USER_ERRORS + (DiskFullError,) + _instrument_errors())
         raise
     _report(console, run)
 
@@ -270,14 +272,7 @@ def resume_command(path: Path, station: Path | None, catalog: str | None) -> Non
     except (KeyboardInterrupt, RunInterlocked) as exc:
         _ended(exc, path)
     except Exception as exc:
-        message = str(exc.args[0]) if len(exc.args) == 1 else str(exc)
-        if _report_unsafe(exc) and isinstance(exc, UnsafeLab):
-            _fail(f"run ended with the lab possibly live; data and details kept in {path}", 1)
-        if _final_status(path) == "failed":  # the resumed run itself failed
-            _fail(f"run failed: {message}\n  data and traceback kept in {path} (status failed)",
-                  1)
-        if isinstance(exc, USER_ERRORS + (OSError,)):
-            _fail(message)
+        _run_error(exc, path, lambda: _final_status(path) == "failed", USER_ERRORS + (OSError,))
         raise
     _report(console, run)
 
@@ -344,180 +339,6 @@ def safe_command(station: Path | None) -> None:
         sys.exit(1)
 
 
-@main.command("status")
-@click.option("--station", type=click.Path(path_type=Path), default=None,
-              help="Station YAML (default: stations/twin.yaml).")
-@click.option("--runs", type=click.Path(path_type=Path), default=Path("runs"),
-              help="Folder of the run files (default: runs).")
-@click.option("--device", default=None, help="Device (default: the station's metadata: device).")
-@click.option("--catalog", default=None, metavar="URL", help=CATALOG_HELP)
-def status_command(station: Path | None, runs: Path, device: str | None,
-                   catalog: str | None) -> None:
-    """Each calibration of a station: value, age, and whether a chain would re-run it."""
-    from hil.calibration import CalibrationStore
-    from hil.catalog import CatalogError, CatalogMissing, import_legacy, open_catalog
-    from hil.runner import run_metadata
-
-    station = station or default_station()
-    console = Console()
-    try:
-        name, metadata = run_metadata(station, None)
-        device = metadata.get("device", "") if device is None else device
-        index = open_catalog(catalog, runs, create=False)
-        note = import_legacy(index, runs)
-        if note:
-            console.print(note, highlight=False, soft_wrap=True)
-        entries = CalibrationStore(index, name, device).all()
-    except CatalogMissing:
-        entries = {}
-    except (CatalogError, ValueError) as exc:
-        _fail(str(exc))
-    of = f"station {name}" + (f", device {device}" if device else "")
-    if not entries:
-        console.print(f"no calibrations of {of} ({station}); run 'hil run chain'", highlight=False)
-        return
-    table = Table(title=f"calibrations of {of}", show_edge=False)
-    for column in ("step", "result", "value", "± stderr", "unit", "age", "state", "from run"):
-        table.add_column(column)
-    for step, cal in entries.items():
-        age = f"{cal.age_s() / 60:.0f} min"
-        state = "[green]fresh[/]" if cal.fresh() else "[red]stale[/]"
-        for result, r in cal.results.items():
-            stderr = "" if r.stderr is None else f"{r.stderr:.2g}"
-            table.add_row(step, result, format_value(r.value, r.stderr), stderr, r.unit, age,
-                          state, cal.run)
-    console.print(table)
-
-
-@main.group("runs", invoke_without_command=True)
-@click.option("--runs", "folder", type=click.Path(path_type=Path), default=Path("runs"),
-              help="Folder of the run files, where the default catalog lives (default: runs).")
-@click.option("--catalog", default=None, metavar="URL", help=CATALOG_HELP)
-@click.option("--device", default=None, help="Only runs on this device.")
-@click.option("--experiment", default=None, help="Only runs of this experiment.")
-@click.option("--status", default=None,
-              type=click.Choice(["running", "interrupted", "unknown", "completed", "aborted",
-                                 "failed", "interlocked"]), help="Only runs that ended so.")
-@click.option("--since", default=None, metavar="DATE",
-              help="Only runs started at or after DATE (2026-12-01, or an ISO 8601 time; UTC "
-                   "unless it says otherwise).")
-@click.option("--json", "as_json", is_flag=True, help="Print the runs and results as JSON.")
-@click.pass_context
-def runs_group(ctx: click.Context, folder: Path, catalog: str | None, device: str | None,
-               experiment: str | None, status: str | None, since: str | None,
-               as_json: bool) -> None:
-    """List the runs in the catalog, oldest first (`hil runs trend` plots one result)."""
-    ctx.obj = {"folder": folder, "catalog": catalog}
-    if ctx.invoked_subcommand is not None:
-        return
-    from hil.catalog import CatalogError, CatalogMissing, open_catalog, refresh_running
-
-    try:
-        since = _since(since)  # a bad date is refused even where there is no catalog yet
-        index = open_catalog(catalog, folder, create=False)
-        refresh_running(index)
-        found = index.runs(device=device, experiment=experiment, status=status, since=since)
-    except CatalogMissing:
-        found = []
-    except (CatalogError, ValueError) as exc:
-        _fail(str(exc))
-    if as_json:
-        click.echo(json.dumps(found, indent=2))
-        return
-    table = Table(title=f"{len(found)} run(s)", show_edge=False)
-    for column in ("run", "experiment", "station", "device", "cooldown", "operator", "status",
-                   "started", "lab time", "results"):
-        table.add_column(column)
-    for r in found:
-        count = sum(len(named) for named in r["results"].values())
-        suspect = sum("suspect" in v for named in r["results"].values() for v in named.values())
-        lab_time = "" if r["lab_time_s"] is None else f"{r['lab_time_s']:.0f} s"
-        table.add_row(r["run_id"], r["experiment"], r["station"], r["device"], r["cooldown"],
-                      r["operator"], r["status"], r["started"][:19], lab_time,
-                      f"{count}" + (f" ({suspect} suspect)" if suspect else ""))
-    Console().print(table)
-
-
-def _since(text: str | None) -> str | None:
-    """``--since`` as the catalog's time text (ISO 8601 UTC), so it compares as text."""
-    from datetime import UTC, datetime
-
-    if text is None:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"--since {text}: expected a date (2026-12-01) or an ISO 8601 "
-                         f"time") from None
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    return when.isoformat(timespec="milliseconds")
-
-
-@runs_group.command("trend")
-@click.argument("result", metavar="RESULT")
-@click.option("--device", default=None, help="Only runs on this device.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="PNG to write (default: RESULT_trend.png in the runs folder).")
-@click.pass_context
-def runs_trend_command(ctx: click.Context, result: str, device: str | None,
-                       out: Path | None) -> None:
-    """Plot RESULT (NAME or STEP.NAME) over time with error bars and cooldown boundaries."""
-    from hil.catalog import CatalogError, open_catalog, trend
-
-    folder, catalog = ctx.obj["folder"], ctx.obj["catalog"]
-    out = out or folder / f"{result}_trend.png"
-    try:
-        points = trend(open_catalog(catalog, folder, create=False), result, out, device=device)
-    except (CatalogError, ValueError) as exc:
-        _fail(str(exc))
-    Console().print(f"{len(points)} run(s) -> {out}", highlight=False)
-
-
-@main.group("catalog")
-def catalog_group() -> None:
-    """The run catalog: the index of run files and the calibration history."""
-
-
-@catalog_group.command("rebuild")
-@click.option("--runs", "folder", type=click.Path(path_type=Path), default=Path("runs"),
-              help="Folder of run files to index, subfolders included (default: runs).")
-@click.option("--catalog", default=None, metavar="URL", help=CATALOG_HELP)
-def catalog_rebuild_command(folder: Path, catalog: str | None) -> None:
-    """Re-index every run file of a folder (the files are the truth); a damaged SQLite
-    catalog is moved aside and built afresh."""
-    from hil.catalog import CatalogError, catalog_url, open_catalog, rebuild, sqlite_path
-
-    console = Console()
-    if not folder.is_dir():
-        _fail(f"--runs {folder}: no such folder")
-    try:
-        index = open_catalog(catalog, folder)
-    except CatalogError as exc:
-        file = sqlite_path(catalog_url(catalog, folder))
-        if file is None or not file.is_file():
-            _fail(str(exc))
-        aside = file.with_name(f"{file.name}.damaged-{int(file.stat().st_mtime)}")
-        file.replace(aside)
-        for extra in ("-wal", "-shm"):
-            file.with_name(file.name + extra).unlink(missing_ok=True)
-        console.print(f"[yellow]{exc}: moved aside to {aside}; building it afresh[/]",
-                      highlight=False, soft_wrap=True)
-        try:
-            index = open_catalog(catalog, folder)
-        except CatalogError as again:
-            _fail(str(again))
-    try:
-        done = rebuild(index, folder)
-    except CatalogError as exc:
-        _fail(str(exc))
-    for path, why in done.skipped.items():
-        console.print(f"[yellow]skipped {path}: {why}[/]", highlight=False, soft_wrap=True)
-    console.print(f"{len(done.indexed)} run(s) indexed, {len(done.skipped)} skipped, "
-                  f"{len(done.forgotten)} gone from the folder forgotten, {done.calibrations} "
-                  f"calibration(s) restored from run files, in {index.where}", highlight=False,
-                  soft_wrap=True)
-
-
 @main.command("list")
 @click.argument("step_name", metavar="[STEP]", required=False)
 @click.option("--station", type=click.Path(path_type=Path), default=None,
@@ -568,225 +389,6 @@ def _list_parameters(console: Console, step_name: str, station: Path) -> None:
     console.print(table, highlight=False)
 
 
-@main.group("profiles")
-def profiles_group() -> None:
-    """Check simulation profiles against their drivers."""
-
-
-@profiles_group.command("check")
-@click.argument("model_names", metavar="[MODEL]...", nargs=-1)
-@click.option("--driver", "driver", default=None, metavar="PACKAGE.MODULE:CLASS",
-              help="A lab's own QCoDeS driver to run on the simulation of its model.")
-@click.option("--model", "model", default=None,
-              help="With --driver: the simulated model (default: guessed from the class name).")
-@click.option("--profiles", "profiles", type=click.Path(path_type=Path, file_okay=False),
-              default=None, help="With --driver: a folder of edited profiles to use instead.")
-def profiles_check_command(model_names: tuple[str, ...], driver: str | None, model: str | None,
-                           profiles: Path | None) -> None:
-    """Prove each profile answers every command its driver sends (all models if none given);
-    with --driver, run a lab's own driver on the simulation and list what it did not take."""
-    from hil.profiles import check, check_driver, models
-
-    console = Console()
-    known = models()
-    unknown = [m for m in model_names if m not in known]
-    if unknown:
-        _fail(f"unknown model(s) {', '.join(unknown)}; models: {', '.join(known)}")
-    if driver is None and (model or profiles):
-        _fail("--model and --profiles go with --driver")
-    if driver is not None:
-        try:
-            reports = [check_driver(driver, model, profiles)]
-        except ValueError as exc:
-            _fail(str(exc))
-    else:
-        reports = [r for m in model_names or known for r in check(m)]
-    gaps = 0
-    for report in reports:
-        verdict = "[green]ok[/]" if report.ok else f"[red]{len(report.gaps)} gap(s)[/]"
-        name = report.driver.rsplit(".", 1)[-1].rsplit(":", 1)[-1]
-        console.print(f"{report.model:<16} {name:<16} {report.checked:>4} parameters  {verdict}",
-                      highlight=False)
-        for gap in report.gaps:
-            console.print(f"    {gap}", markup=False, highlight=False)
-        gaps += len(report.gaps)
-    if gaps:
-        sys.exit(1)
-
-
-@main.group("twin")
-def twin_group() -> None:
-    """The simulated lab as a process of its own, on TCP sockets."""
-
-
-@twin_group.command("serve")
-@click.option("--station", type=click.Path(path_type=Path), default=None,
-              help="A simulated station: its sim: lab and twin: parameters "
-                   "(default: stations/twin.yaml).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; loopback only unless --allow-remote.")
-@click.option("--port-base", type=int, default=5025, show_default=True,
-              help="Instrument i of the lab file listens on PORT_BASE + i; 0 picks free ports.")
-@click.option("--control-port", type=int, default=None,
-              help="Control port (clock, faults), on loopback only "
-                   "[default: PORT_BASE - 1, or free with --port-base 0].")
-@click.option("--ports-file", type=click.Path(path_type=Path), default=None,
-              help="Write the served addresses as JSON once listening (removed on exit).")
-@click.option("--write-station", type=click.Path(path_type=Path), default=None,
-              help="Write the station YAML that reaches this server, for `hil run --station`.")
-@click.option("--allow-remote", is_flag=True,
-              help="Allow a --host that is not loopback (no authentication: trusted networks only).")
-@click.option("--clock", "clock_kind", type=click.Choice(["virtual", "real"]), default="virtual",
-              show_default=True,
-              help="virtual: time moves when the client waits, as in-process; real: wall time.")
-@click.option("--speed", type=float, default=1.0, show_default=True,
-              help="Speed of the real clock (2: twice as fast as the wall).")
-@click.option("--idle-timeout", type=float, default=600.0, show_default=True,
-              help="Drop a client silent this many seconds (0: never).")
-@click.option("--max-clients", type=int, default=8, show_default=True,
-              help="Clients per instrument; a new one beyond it replaces the longest idle.")
-@click.option("--max-line", type=int, default=65536, show_default=True,
-              help="Drop a client whose message is longer than this many bytes.")
-@click.option("-v", "--verbose", is_flag=True, help="Log every message.")
-def twin_serve_command(station: Path | None, host: str, port_base: int, control_port: int | None,
-                       ports_file: Path | None, write_station: Path | None, allow_remote: bool,
-                       clock_kind: str, speed: float, idle_timeout: float, max_clients: int,
-                       max_line: int, verbose: bool) -> None:
-    """Serve every instrument of a simulated station on its own TCP port (raw SCPI sockets).
-
-    Run `hil run chain --station stations/twin-tcp.yaml` in another terminal (default ports),
-    or the station --write-station writes. Ctrl-C or SIGTERM stops the server.
-    """
-    import logging
-    import signal
-    import threading
-
-    import yaml
-
-    from hil.clock import RealClock
-    from hil.sim.server import TwinServer, station_names, tcp_station, write_json_atomic
-    from hil.station import open_twin
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    server_log = logging.getLogger("hil.sim.server")
-    server_log.addHandler(handler)
-    server_log.setLevel(logging.DEBUG if verbose else logging.INFO)
-    station = station or default_station()
-    try:
-        clock = RealClock(speed) if clock_kind == "real" else None
-        twin = open_twin(station, clock=clock)
-        server = TwinServer(twin.library, names=station_names(twin.data), host=host,
-                            port_base=port_base, control_port=control_port,
-                            allow_remote=allow_remote, max_line=max_line,
-                            idle_timeout=idle_timeout, max_clients=max_clients).start()
-    except USER_ERRORS as exc:
-        server_log.removeHandler(handler)
-        _fail(str(exc.args[0] if exc.args else exc))
-    stop = threading.Event()
-    previous = {signum: signal.signal(signum, lambda *_: stop.set())
-                for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        table = server.table()
-        if write_station is not None:
-            header = (f"# Reaches the twin `hil twin serve --station {station}` serves (written "
-                      f"by it):\n# every instrument through pyvisa-py at its served address, "
-                      f"waits on the served clock.\n")
-            try:
-                write_station.write_text(header + yaml.safe_dump(
-                    tcp_station(twin.data, table), sort_keys=False), encoding="utf-8")
-            except (OSError, ValueError) as exc:
-                _fail(f"--write-station {write_station}: {exc}")
-        console = Console()
-        console.print(f"serving [bold]{station}[/] (clock {table['clock']}); Ctrl-C stops",
-                      highlight=False)
-        for row in table["instruments"]:
-            terminations = f"{row['write_termination']!r}/{row['read_termination']!r}"
-            console.print(f"  {row['name']:<12} {row['model']:<8} {row['address']:<34} "
-                          f"{terminations}", highlight=False, soft_wrap=True)
-        console.print(f"control (clock, faults): {table['control']['address']}", highlight=False)
-        if write_station is not None:
-            console.print(f"station: {write_station}", highlight=False)
-        sys.stdout.flush()
-        if ports_file is not None:
-            try:
-                write_json_atomic(ports_file, table)
-            except OSError as exc:
-                ports_file = None
-                _fail(f"--ports-file: {exc}")
-        while not stop.wait(0.5):
-            pass
-    finally:
-        server.stop()
-        for signum, handler_before in previous.items():
-            signal.signal(signum, handler_before)
-        if ports_file is not None:
-            ports_file.unlink(missing_ok=True)
-        server_log.removeHandler(handler)
-    Console().print("stopped", highlight=False)
-
-
-@main.command("dash")
-@click.option("--runs", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
-              help="Folder of the run files to show.")
-@click.option("--catalog", metavar="URL", default=None,
-              help="Run catalog the calibrations come from (SQLAlchemy URL; default: the "
-                   "folder's catalog.sqlite).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; loopback only unless --allow-remote.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8050, show_default=True,
-              help="TCP port of the web page.")
-@click.option("--allow-remote", is_flag=True,
-              help="Allow a --host that is not loopback (no authentication: trusted networks only).")
-@click.option("--nice", type=click.IntRange(0, 19), default=10, show_default=True,
-              help="Lower the server's CPU priority by this much, so a run on the same machine "
-                   "wins every contention for a core.")
-def dash_command(runs: Path, catalog: str | None, host: str, port: int, allow_remote: bool,
-                 nice: int) -> None:
-    """A read-only live view of runs, plots, calibrations and interlocks in the browser."""
-    from hil.dash.server import check_host, serve
-    from hil.dash.source import open_source
-
-    try:
-        check_host(host, allow_remote)
-        source = open_source(runs, catalog)
-    except USER_ERRORS as exc:
-        _fail(str(exc.args[0] if exc.args else exc))
-    Console().print(f"dashboard of {catalog or runs} on http://{host}:{port}/ (read-only); "
-                    f"Ctrl-C stops", highlight=False)
-    sys.stdout.flush()
-    serve(source, host=host, port=port, allow_remote=allow_remote, catalog=catalog, nice=nice)
-
-
-def results_table(results: dict[str, dict[str, Result]],
-                  lab_times: dict[str, float] | None = None,
-                  lab_time_s: float | None = None) -> Table:
-    """Results by step, each step's lab time, and a suspect result marked with its reason."""
-    lab_times = lab_times or {}
-    caption = None if lab_time_s is None else f"lab time of the run: {format_duration(lab_time_s)}"
-    table = Table(title="results", show_edge=False, caption=caption)
-    flagged = any(r.suspect for named in results.values() for r in named.values())
-    columns = ["step", "result", "value", "± stderr", "unit", "lab time"]
-    if flagged:
-        columns.append("check")
-    for column in columns:
-        table.add_column(column, justify="right" if column in ("value", "± stderr", "lab time")
-                         else "left")
-    for step in [*results, *(s for s in lab_times if s not in results)]:
-        named = results.get(step) or {}
-        time_text = format_duration(lab_times.get(step)) if step in lab_times else ""
-        if not named:
-            table.add_row(step, "", "", "", "", time_text, *([""] if flagged else []))
-        for name, r in named.items():
-            stderr = "" if r.stderr is None else f"{r.stderr:.2g}"
-            value = format_value(r.value, r.stderr)
-            check = []
-            if flagged:
-                check = [f"[bold yellow]suspect: {escape(r.suspect)}[/]" if r.suspect else "ok"]
-            if r.suspect:
-                value = f"[bold yellow]{value} ![/]"
-            table.add_row(escape(step), escape(name), value, stderr, escape(r.unit), time_text,
-                          *check)
-            time_text = ""
-    return table
-
+# The commands kept in modules of their own (hil.cli_catalog, hil.cli_serve).
+for _command in (status_command, runs_group, catalog_group, profiles_group, twin_group, dash_command):
+    main.add_command(_command)

@@ -80,7 +80,7 @@ def step(*, needs: Sequence[str] = (), valid_for_s: float = DEFAULT_VALID_FOR_S,
             check_step(checked, full, capabilities_of(lab))
             return function(lab, run, **values)
 
-        checked.checks = tuple(checks)
+        checked.checks = tuple(checks)  # type: ignore[attr-defined]  # read by hil.parameters
         return calibration(needs=needs, valid_for_s=valid_for_s)(checked)
 
     return mark

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import matplotlib
 import numpy as np
@@ -11,10 +12,14 @@ import numpy as np
 matplotlib.use("Agg")  # no display in the lab's batch runs or on CI
 import matplotlib.pyplot as plt  # noqa: E402
 
+# Where matplotlib may put the legend (the named places it accepts).
+LegendPlace = Literal["best", "upper right", "upper left", "lower left", "lower right", "right",
+                      "center left", "center right", "lower center", "upper center", "center"]
+
 
 def save_series_plot(path: Path, series: Sequence[tuple], *, xlabel: str, ylabel: str, title: str,
                      note: str = "", xscale: str = "linear", yscale: str = "linear",
-                     legend: str = "best", note_at_top: bool = True) -> Path:
+                     legend: LegendPlace = "best", note_at_top: bool = True) -> Path:
     """``series``: ``(x, y, style, label)`` or ``(x, y, yerr, style, label)`` tuples; points with
     error bars when ``yerr`` is given; the fitted numbers in ``note`` in a corner."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.resources
+import importlib.util
 import inspect
 import logging
 import math
@@ -28,6 +29,7 @@ from typing import Any
 
 import pyvisa
 import yaml
+from pyvisa.resources import MessageBasedResource
 from qcodes.instrument import InstrumentBase, VisaInstrument
 from qcodes.parameters import Parameter, ParameterBase
 from qcodes.validators import Bool, Enum, Ints, Numbers
@@ -77,8 +79,8 @@ def check(model: str, folder: Path | None = None) -> list[ModelReport]:
     address = next(iter(yaml.safe_load(profile.read_text())["resources"]))
     reports = []
     for cls in driver_classes(model):
-        with tempfile.TemporaryDirectory() as folder:
-            copy = Path(folder) / profile.name
+        with tempfile.TemporaryDirectory() as scratch:
+            copy = Path(scratch) / profile.name
             shutil.copyfile(profile, copy)
             reports.append(_check_driver(model, cls, lambda name, cls=cls, copy=copy: cls(
                 name, address, visalib=f"{copy}@sim", timeout=QUERY_TIMEOUT_S)))
@@ -139,6 +141,8 @@ def check_driver(spec: str, model: str | None = None, folder: Path | None = None
 
         def connect(name: str) -> VisaInstrument:
             resource = manager.open_resource(address)
+            if not isinstance(resource, MessageBasedResource):
+                raise TypeError(f"{address}: not a message-based resource; drivers speak SCPI text")
             try:
                 return cls(name, resource=resource, timeout=QUERY_TIMEOUT_S)
             except TypeError as exc:
@@ -237,6 +241,7 @@ def _check_set(parameter: ParameterBase, before: Any) -> str | None:
 
 def _other_valid_value(parameter: Parameter, current: Any) -> Any:
     vals = parameter.vals
+    options: list[Any]
     if parameter.val_mapping is not None:
         options = list(parameter.val_mapping)
     elif isinstance(vals, Bool):
@@ -247,10 +252,10 @@ def _other_valid_value(parameter: Parameter, current: Any) -> Any:
         low, high = vals._min_value, vals._max_value
         options = [int(low + (high - low) * f) for f in (0.37, 0.61)]
     elif isinstance(vals, Numbers):
-        low, high = vals._min_value, vals._max_value
-        if not (math.isfinite(low) and math.isfinite(high)):
+        bottom, top = float(vals._min_value), float(vals._max_value)
+        if not (math.isfinite(bottom) and math.isfinite(top)):
             return None
-        options = [_round_sig(low + (high - low) * f) for f in (0.37, 0.61)]
+        options = [_round_sig(bottom + (top - bottom) * f) for f in (0.37, 0.61)]
     else:
         return None
     for option in options:

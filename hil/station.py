@@ -2,7 +2,7 @@
 
 The file is QCoDeS' station format (``instruments:`` with ``type``, ``address``, ``init`` and
 ``parameters``) plus ``roles:`` (role -> instrument), ``sim:`` (run every instrument on the
-twin-coupled simulation of ``sim.lab``), ``twin:`` (twin parameters, see hil.twin.params) and
+twin-coupled simulation of ``sim.lab``), ``twin:`` (twin parameters, see hil.sim.world) and
 ``interlocks:`` (watched by the runner while a run goes, see hil.safety).
 
 A station whose instruments are reached through a VISA library instead (a twin served over TCP
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.resources
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +32,7 @@ from qcodes.validators import Ints, Numbers
 from hil.roles import ROLE_KINDS
 from hil.safety import InterlockConfigError, InterlockSpec, parse_interlocks, resolve_parameter
 from hil.sim.backend import ProfileError, open_lab
-from hil.twin import TwinLab, TwinParams
-from hil.twin.params import TwinParamError
+from hil.sim.world import TwinLab, TwinParamError, twin_world
 
 if TYPE_CHECKING:
     from hil.sim.backend import SimVisaLibrary
@@ -112,7 +112,7 @@ class Lab:
             self._closed = True
 
 
-def read_station_file(path: str | Path) -> tuple[Path, str, dict[str, Any]]:
+def read_station_file(path: str | os.PathLike[str]) -> tuple[Path, str, dict[str, Any]]:
     """Read and check the structure of a station file without touching any instrument."""
     path = Path(path)
     if not path.is_file():
@@ -231,19 +231,16 @@ def load_lab(path: str | Path, *, clock=None) -> Lab:
                 lab.world = _remote_twin(path, data["twin_server"])
             manager = _visa_manager(path, visalib)
         for name, spec in data["instruments"].items():
-            if visalib is not None:
-                instrument = _open_visa_instrument(path, name, spec, manager, lab.world)
-            else:
-                instrument = _open_instrument(path, name, spec, manager)
+            instrument = _open_instrument(path, name, spec, manager, sim=library, world=lab.world)
             station.add_component(instrument)
             _apply_parameters(path, name, instrument, spec.get("parameters") or {})
         for role, name in (data.get("roles") or {}).items():
-            instrument = station.components[name]
+            component = station.components[name]
             kind = ROLE_KINDS[role]
-            if not isinstance(instrument, kind):
-                raise StationError(f"{path}: roles.{role}: {name} ({type(instrument).__name__}) "
+            if not isinstance(component, Instrument) or not isinstance(component, kind):
+                raise StationError(f"{path}: roles.{role}: {name} ({type(component).__name__}) "
                                    f"does not provide what a {kind.__name__} must")
-            lab.roles[role] = instrument
+            lab.roles[role] = component
         for spec in lab.interlocks:
             try:
                 resolve_parameter(station.components, spec)
@@ -259,7 +256,7 @@ def _open_sim(path: Path, data: Mapping[str, Any], clock=None
               ) -> tuple[TwinLab, SimVisaLibrary]:
     """The twin of a station with ``sim:``, and the sim library of its lab file."""
     try:
-        world = TwinLab(TwinParams.from_mapping(data.get("twin"), where=f"{path}: twin"), clock)
+        world = twin_world(data.get("twin"), where=f"{path}: twin", clock=clock)
     except TwinParamError as exc:
         raise StationError(str(exc)) from None
     return world, open_lab(_resolve_lab_file(path, data["sim"]), world)
@@ -343,38 +340,57 @@ def _visa_manager(path: Path, visalib: str) -> pyvisa.ResourceManager:
         raise StationError(f"{path}: visalib: cannot open {visalib!r}{hint}: {exc}") from None
 
 
-def _open_visa_instrument(path: Path, name: str, spec: Mapping[str, Any],
-                          manager: pyvisa.ResourceManager, world: Any) -> Instrument:
+def _open_instrument(path: Path, name: str, spec: Mapping[str, Any],
+                     manager: pyvisa.ResourceManager | None, *, sim: SimVisaLibrary | None,
+                     world: Any) -> Instrument:
+    """One instrument of the station: on the in-process simulation (``sim``, the library of
+    ``manager``); through another VISA library (a served twin or a real rack: ``*IDN?`` is
+    checked before the driver's first command); or, with no ``manager``, by its address."""
     where = f"{path}: instruments.{name}"
     module_name, _, class_name = spec["type"].rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError, ValueError):
         raise StationError(f"{where}.type: cannot import {spec['type']!r}") from None
+    init = dict(spec.get("init") or {})
+    if manager is None:
+        try:
+            return cls(name, spec["address"], **init)
+        except TypeError as exc:
+            raise StationError(f"{where}.init: {exc}") from None
+    resource = _open_resource(where, spec["address"], manager, sim, world)
     try:
-        resource = manager.open_resource(spec["address"])
-    except Exception as exc:  # pyvisa-py raises a bare Exception when a socket cannot connect
-        served = getattr(world, "address", None)
-        hint = (f"; is `hil twin serve` running (control {served})?" if served else "")
-        raise StationError(f"{where}.address: cannot open {spec['address']}: {exc}{hint}"
-                           ) from None
-    try:
-        _check_model(where, spec, cls, resource)
-    except BaseException:
-        resource.close()
-        raise
-    try:
-        return cls(name, resource=resource, **dict(spec.get("init") or {}))
+        if sim is None:
+            _check_model(where, spec, cls, resource)
+        return cls(name, resource=resource, **init)
     except TypeError as exc:
         resource.close()
         raise StationError(f"{where}.init: {exc}") from None
     except (pyvisa.errors.VisaIOError, OSError) as exc:  # it answered the connection, not the driver
         resource.close()
+        if sim is not None:
+            raise  # a fault injected into the simulation: the test that injected it wants it
         raise StationError(f"{where}: {spec['address']} failed while {name} was set up: "
                            f"{exc.args[0] if exc.args else exc}") from None
     except BaseException:
         resource.close()
         raise
+
+
+def _open_resource(where: str, address: str, manager: pyvisa.ResourceManager,
+                   sim: SimVisaLibrary | None, world: Any) -> Any:
+    """The VISA resource at ``address``; an address nobody answers is refused naming it."""
+    try:
+        return manager.open_resource(address)
+    except Exception as exc:  # pyvisa-py raises a bare Exception when a socket cannot connect
+        if sim is not None:
+            if not isinstance(exc, pyvisa.errors.VisaIOError):
+                raise
+            raise StationError(f"{where}.address: {address} is not in the simulated lab; it "
+                               f"has: {', '.join(sim.devices.list_resources())}") from None
+        served = getattr(world, "address", None)
+        hint = (f"; is `hil twin serve` running (control {served})?" if served else "")
+        raise StationError(f"{where}.address: cannot open {address}: {exc}{hint}") from None
 
 
 def _check_model(where: str, spec: Mapping[str, Any], cls: type, resource: Any) -> None:
@@ -423,29 +439,6 @@ def _resolve_lab_file(station_path: Path, sim: Any) -> Path:
     if not lab_file.is_file():
         raise StationError(f"{where}: {lab_file} not found")
     return lab_file
-
-
-def _open_instrument(path: Path, name: str, spec: Mapping[str, Any],
-                     manager: pyvisa.ResourceManager | None) -> Instrument:
-    where = f"{path}: instruments.{name}"
-    module_name, _, class_name = spec["type"].rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError, ValueError):
-        raise StationError(f"{where}.type: cannot import {spec['type']!r}") from None
-    init = dict(spec.get("init") or {})
-    try:
-        if manager is None:
-            return cls(name, spec["address"], **init)
-        try:
-            resource = manager.open_resource(spec["address"])
-        except pyvisa.errors.VisaIOError:
-            raise StationError(f"{where}.address: {spec['address']} is not in the simulated "
-                               f"lab; it has: {', '.join(manager.visalib.devices.list_resources())}"
-                               ) from None
-        return cls(name, resource=resource, **init)
-    except TypeError as exc:
-        raise StationError(f"{where}.init: {exc}") from None
 
 
 def _apply_parameters(path: Path, name: str, instrument: Instrument,

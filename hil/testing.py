@@ -45,6 +45,7 @@ from typing import Any, TypeVar, cast
 from pyvisa import errors as visa_errors
 from pyvisa import util as visa_util
 from pyvisa.resources import MessageBasedResource
+from pyvisa.util import BINARY_DATATYPES
 from qcodes.instrument import VisaInstrument
 
 Exchange = tuple[str, str | bytes | None]
@@ -192,7 +193,7 @@ class TranscriptResource:
                              "(the instrument would time out)")
         return self._take(end)
 
-    def read_binary_values(self, datatype: str = "f", is_big_endian: bool = False,
+    def read_binary_values(self, datatype: BINARY_DATATYPES = "f", is_big_endian: bool = False,
                            container: Callable[..., Any] = list, header_fmt: str = "ieee",
                            expect_termination: bool = True, data_points: int = -1,
                            chunk_size: int | None = None, monitoring_interface: Any = None,
@@ -240,7 +241,7 @@ class TranscriptResource:
                                  f"termination {termination!r}")
         return values
 
-    def query_binary_values(self, message: str, datatype: str = "f", is_big_endian: bool = False,
+    def query_binary_values(self, message: str, datatype: BINARY_DATATYPES = "f", is_big_endian: bool = False,
                             container: Callable[..., Any] = list, delay: float | None = None,
                             header_fmt: str = "ieee", expect_termination: bool = True,
                             data_points: int = 0, chunk_size: int | None = None,

@@ -27,8 +27,9 @@ from typing import Any, ClassVar
 
 from pyvisa.constants import StatusCode
 from pyvisa.errors import VisaIOError
-from qcodes.instrument import VisaInstrument
-from qcodes.parameters import ParameterBase
+from qcodes.instrument import InstrumentBase, VisaInstrument
+from qcodes.parameters import Parameter, ParameterBase
+from qcodes.validators import Numbers
 
 log = logging.getLogger(__name__)
 _VI_ERROR_TMO = StatusCode.error_timeout
@@ -44,6 +45,21 @@ def dbm_to_w(dbm: float) -> float:
 def w_to_dbm(watts: float) -> float:
     """Power in dBm from W."""
     return 10 * math.log10(float(watts) / 1e-3)
+
+
+def add_watts_parameter(instrument: InstrumentBase, name: str, dbm: Parameter, *, label: str,
+                        low_dbm: float, high_dbm: float) -> Parameter:
+    """A power parameter in W (the roles' SI unit) that reads and sets ``dbm``, the instrument's
+    own in dBm (to 0.01 dB): the bytes on the wire are ``dbm``'s, and station limits on ``dbm``
+    hold here too."""
+    return instrument.add_parameter(
+        name,
+        label=label,
+        unit="W",
+        get_cmd=lambda: dbm_to_w(dbm.get()),
+        set_cmd=lambda watts: dbm.set(round(w_to_dbm(watts), 2)),
+        vals=Numbers(dbm_to_w(low_dbm), dbm_to_w(high_dbm)),
+    )
 
 
 class InstrumentError(RuntimeError):

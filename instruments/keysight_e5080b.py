@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, ClassVar, Unpack
 
 import numpy as np
 import numpy.typing as npt
+from pyvisa.util import BINARY_DATATYPES
 from qcodes.parameters import Parameter, ParameterWithSetpoints, create_on_off_val_mapping
 from qcodes.validators import Arrays, Enum, Ints, Numbers
 
-from instruments._scpi import InstrumentError, dbm_to_w, w_to_dbm
+from instruments._scpi import InstrumentError, add_watts_parameter, dbm_to_w
 from instruments._swept import SweptAnalyzer, data_format_parser
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ S_PARAMETERS = ("S11", "S12", "S21", "S22")
 
 #: ``data_format`` value -> ``FORM:DATA`` argument (the short form the instrument replies with).
 DATA_FORMATS = {"ascii": "ASC,0", "real32": "REAL,32", "real64": "REAL,64"}
-_BINARY_DATATYPES = {"real32": "f", "real64": "d"}
+_BINARY_DATATYPES: dict[str, BINARY_DATATYPES] = {"real32": "f", "real64": "d"}
 
 TRACE_QUERY = "CALC:MEAS:DATA:SDAT?"
 
@@ -202,14 +203,9 @@ class KeysightE5080B(SweptAnalyzer):
         )
         """Source power at the test port in dBm (0.01 dB resolution)."""
 
-        self.power: Parameter = self.add_parameter(
-            "power",
-            label="Source power",
-            unit="W",
-            get_cmd=lambda: dbm_to_w(self.power_dbm.get()),
-            set_cmd=lambda watts: self.power_dbm.set(round(w_to_dbm(watts), 2)),
-            vals=Numbers(dbm_to_w(POWER_MIN_DBM), dbm_to_w(POWER_MAX_DBM)),
-        )
+        self.power: Parameter = add_watts_parameter(
+            self, "power", self.power_dbm, label="Source power", low_dbm=POWER_MIN_DBM,
+            high_dbm=POWER_MAX_DBM)
         """Source power in W, through ``power_dbm`` so station limits on it hold here too."""
 
         self.rf_output: Parameter = self.add_parameter(
@@ -292,7 +288,7 @@ class KeysightE5080B(SweptAnalyzer):
         else:
             values = np.asarray(self.visa_handle.query_binary_values(
                 TRACE_QUERY, datatype=_BINARY_DATATYPES[data_format], is_big_endian=False,
-                container=np.array), dtype=np.float64)
+                container=np.ndarray), dtype=np.float64)
         points = self.points.get_latest()
         if values.size != 2 * points:
             raise InstrumentError(f"{self.name}: {TRACE_QUERY!r} -> {values.size} values, "

@@ -16,7 +16,7 @@ from qcodes.instrument_drivers.Keysight import KeysightN5183B as _QcodesN5183B
 from qcodes.parameters import Parameter, ParameterBase, create_on_off_val_mapping
 from qcodes.validators import Numbers
 
-from instruments._scpi import ScpiInstrument, dbm_to_w, set_all, w_to_dbm
+from instruments._scpi import ScpiInstrument, add_watts_parameter, set_all
 
 if TYPE_CHECKING:
     from qcodes.instrument import VisaInstrumentKWArgs
@@ -89,14 +89,9 @@ class KeysightN5183B(ScpiInstrument, _QcodesN5183B):
         )
         """Automatic level control loop; off for narrow pulses, where it cannot settle."""
 
-        self.power_w: Parameter = self.add_parameter(
-            "power_w",
-            label="Power",
-            unit="W",
-            get_cmd=lambda: dbm_to_w(self.power.get()),
-            set_cmd=lambda watts: self.power.set(round(w_to_dbm(watts), 2)),
-            vals=Numbers(dbm_to_w(POWER_MIN_DBM), dbm_to_w(POWER_MAX_DBM)),
-        )
+        self.power_w: Parameter = add_watts_parameter(
+            self, "power_w", self.power, label="Power", low_dbm=POWER_MIN_DBM,
+            high_dbm=POWER_MAX_DBM)
         """Output power in W (the MicrowaveSource role's unit), through ``power`` (dBm), so
         station limits on ``power`` hold here too."""
 

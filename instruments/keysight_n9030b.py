@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, ClassVar, Unpack
 
 import numpy as np
 import numpy.typing as npt
+from pyvisa.util import BINARY_DATATYPES
 from qcodes.parameters import Parameter, ParameterWithSetpoints, create_on_off_val_mapping
 from qcodes.validators import Arrays, Enum, Ints, Numbers
 
@@ -53,7 +54,7 @@ SAFE_ATTENUATION_DB = 10
 
 #: ``data_format`` value -> ``:FORM:DATA`` argument.
 DATA_FORMATS = {"ascii": "ASC", "real32": "REAL,32", "real64": "REAL,64"}
-_BINARY_DATATYPES = {"real32": "f", "real64": "d"}
+_BINARY_DATATYPES: dict[str, BINARY_DATATYPES] = {"real32": "f", "real64": "d"}
 
 TRACE_QUERY = ":FETC:SAN1?"
 
@@ -367,7 +368,7 @@ class KeysightN9030B(SweptAnalyzer):
         else:
             values = np.asarray(self.visa_handle.query_binary_values(
                 TRACE_QUERY, datatype=_BINARY_DATATYPES[data_format], is_big_endian=False,
-                container=np.array), dtype=np.float64)
+                container=np.ndarray), dtype=np.float64)
         points = self.points.get_latest()
         if values.size != 2 * points:
             raise InstrumentError(f"{self.name}: {TRACE_QUERY!r} -> {values.size} values, "

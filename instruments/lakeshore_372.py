@@ -549,9 +549,6 @@ class LakeShore372(RecoveringInstrument):
         ``watts`` (0: off): ``P = (range x output)^2 R``. If the power read back differs from
         the request by more than 1 %, the resistance is taken from the readback and the output
         set again."""
-        heater = self.sample_heater
-        if self.heater_resistance_ohm is None:
-            self.heater_resistance_ohm = float(heater.resistance.get())
         full_scale, percent = self._drive_heater(watts)
         if watts <= 0:
             return
@@ -560,10 +557,16 @@ class LakeShore372(RecoveringInstrument):
             self.heater_resistance_ohm = readback / (full_scale * percent / 100) ** 2
             self._drive_heater(watts)
 
+    def _heater_ohm(self) -> float:
+        """The assumed heater resistance, read from the controller's heater setup the first time."""
+        if self.heater_resistance_ohm is None:
+            self.heater_resistance_ohm = float(self.sample_heater.resistance.get())
+        return self.heater_resistance_ohm
+
     def _drive_heater(self, watts: float) -> tuple[float, float]:
         heater = self.sample_heater
         ranges = sorted(a for a in SAMPLE_HEATER_RANGES_A if a > 0)
-        current = float(np.sqrt(watts / self.heater_resistance_ohm))
+        current = float(np.sqrt(watts / self._heater_ohm()))
         fitting = [a for a in ranges if a * self.HEATER_RANGE_HEADROOM >= current]
         if watts > 0 and not fitting:
             raise ValueError(f"{self.name}: a heater power of {watts * 1e6:g} µW needs "

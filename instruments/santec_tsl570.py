@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, ClassVar, Unpack
 from qcodes.parameters import Parameter, create_on_off_val_mapping
 from qcodes.validators import Numbers, Strings
 
-from instruments._scpi import ScpiInstrument, dbm_to_w, set_all, w_to_dbm
+from instruments._scpi import ScpiInstrument, add_watts_parameter, dbm_to_w, set_all
+from instruments._scpi import w_to_dbm as w_to_dbm  # imported from here by users of this driver
 
 if TYPE_CHECKING:
     from qcodes.instrument import VisaInstrumentKWArgs
@@ -70,14 +71,9 @@ class SantecTSL570(ScpiInstrument):
         )
         """Output power set point in dBm (0.01 dB resolution)."""
 
-        self.power: Parameter = self.add_parameter(
-            "power",
-            label="Output power",
-            unit="W",
-            get_cmd=lambda: dbm_to_w(self.power_dbm.get()),
-            set_cmd=lambda watts: self.power_dbm.set(round(w_to_dbm(watts), 2)),
-            vals=Numbers(*self.RANGES["power"]),
-        )
+        self.power: Parameter = add_watts_parameter(
+            self, "power", self.power_dbm, label="Output power", low_dbm=POWER_MIN_DBM,
+            high_dbm=POWER_MAX_DBM)
         """Output power set point in W, through ``power_dbm`` so station limits on it hold here too."""
 
         self.output: Parameter = self.add_parameter(

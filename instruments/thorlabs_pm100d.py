@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from qcodes.instrument import VisaInstrumentKWArgs
 
 _NM_PER_M = 1e9  # exact in binary, so nm <-> m conversions round once
+_AVERAGES = (1, 10000)  # samples per reading the meter accepts
 
 
 class ThorlabsPM100D(ScpiInstrument):
@@ -26,7 +27,7 @@ class ThorlabsPM100D(ScpiInstrument):
     default_terminator = "\n"
     error_query = "SYST:ERR?"
 
-    RANGES: ClassVar[dict[str, tuple[float, float]]] = {"averages": (1, 10000)}
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = {"averages": _AVERAGES}
     """Settable ranges by parameter, known without opening the instrument."""
 
     def __init__(self, name: str, address: str | None = None,
@@ -74,7 +75,7 @@ class ThorlabsPM100D(ScpiInstrument):
             get_cmd="SENS:AVER:COUN?",
             get_parser=int,
             set_cmd="SENS:AVER:COUN {}",
-            vals=Ints(*self.RANGES["averages"]),
+            vals=Ints(*_AVERAGES),
         )
         """Number of samples averaged per measurement (more samples: less noise, slower reads)."""
 

@@ -15,6 +15,7 @@ import numpy as np
 from qcodes.parameters import Parameter
 from qcodes.validators import Numbers
 
+from hil.calibration import MissingCalibration
 from hil.clock import wait
 from hil.parameters import ParameterError, check_value, settable_range
 from hil.units import dbm_to_w
@@ -67,8 +68,12 @@ def duty_cycle(step: str, lab) -> float:
     return float(duty)
 
 
-def on_chip_peak_w(monitor_w, chip_per_monitor: float, duty: float):
-    """Peak on-chip pump power from the monitor's time-averaged reading (see the module docs)."""
+def on_chip_peak_w(monitor_w, chip_per_monitor: float | None, duty: float):
+    """Peak on-chip pump power from the monitor's time-averaged reading (see the module docs);
+    ``chip_per_monitor`` is None when the priors were loaded without the pump calibration."""
+    if chip_per_monitor is None:
+        raise MissingCalibration("pump_calibration.chip_per_monitor: the on-chip pump power needs "
+                                 "it; run pump_calibration first")
     return np.asarray(monitor_w, dtype=float) / duty * chip_per_monitor
 
 

@@ -36,7 +36,7 @@ def fit_quality(chi2_reduced: float, dof: int, what: str) -> str | None:
     return None
 
 
-def runs_z(residuals: Sequence[float]) -> float:
+def runs_z(residuals: Sequence[float] | np.ndarray) -> float:
     """Wald-Wolfowitz runs test on the residuals' signs: z of the number of runs (about 0 for
     noise, strongly negative when same-sign stretches are long); 0 when too few points."""
     r = np.asarray(residuals, dtype=float)
@@ -51,7 +51,7 @@ def runs_z(residuals: Sequence[float]) -> float:
     return (runs - mean) / math.sqrt(var) if var > 0 else 0.0
 
 
-def residual_structure(residuals: Sequence[float], what: str) -> str | None:
+def residual_structure(residuals: Sequence[float] | np.ndarray, what: str) -> str | None:
     """Runs of same-sign residuals (:func:`runs_z`): far fewer runs than chance means the fit
     leaves a shape in the data (an asymmetric dip, a second mode, a drifting baseline)."""
     z = runs_z(residuals)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hil.analysis.data import paired
 from hil.results import FitError
 
 
@@ -42,12 +43,8 @@ def fit_cooling(power_w, temperature_k, temperature_err_k=None) -> CoolingFit:
     ``temperature_err_k`` (per point) weights the points; without it, thermometer noise is
     taken as relative (as a RuOx reading's is), i.e. sigma proportional to T.
     """
-    p = np.asarray(power_w, dtype=float)
-    t = np.asarray(temperature_k, dtype=float)
-    if p.shape != t.shape or p.ndim != 1:
-        raise FitError(f"powers and temperatures must be 1-D of one length, got {p.shape}, {t.shape}")
-    if p.size < 3:
-        raise FitError(f"need at least 3 heater powers, got {p.size}")
+    p, t = paired(power_w, temperature_k, names="powers and temperatures", at_least=3,
+                  of="heater powers")
     if np.ptp(p) <= 0:
         raise FitError("all heater powers are equal: nothing to fit")
     if np.any(t <= 0) or not np.all(np.isfinite(t)):

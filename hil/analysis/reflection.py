@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
+from hil.analysis.data import paired
 from hil.results import FitError
 
 #: A resonance must stand this many times its trace's scatter (rms residual) above it.
@@ -99,12 +100,8 @@ def fit_reflection(f, s) -> ReflectionFit:
     least-squares fit of real and imaginary parts together, from a few couplings, keeping the
     best. Raises :class:`FitError` when there is no resonance to fit.
     """
-    f = np.asarray(f, dtype=float)
-    s = np.asarray(s, dtype=complex)
-    if f.shape != s.shape or f.ndim != 1:
-        raise FitError(f"frequencies and trace must be 1-D of one length, got {f.shape}, {s.shape}")
-    if f.size < 20:
-        raise FitError(f"need at least 20 points to fit a resonance, got {f.size}")
+    f, s = paired(f, s, names="frequencies and trace", at_least=20, of="points to fit a resonance",
+                  y_dtype=complex)
     order = np.argsort(f)
     f, s = f[order], s[order]
     span = f[-1] - f[0]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hil.analysis.data import paired
 from hil.results import FitError
 
 
@@ -27,12 +28,7 @@ class Level:
 
 def level(t, y) -> Level:
     """Mean, scatter and drift of readings ``y`` taken at times ``t``."""
-    t = np.asarray(t, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if t.shape != y.shape or t.ndim != 1:
-        raise FitError(f"times and readings must be 1-D of one length, got {t.shape}, {y.shape}")
-    if t.size < 3:
-        raise FitError(f"need at least 3 readings, got {t.size}")
+    t, y = paired(t, y, names="times and readings", at_least=3, of="readings")
     if not np.all(np.isfinite(y)):
         raise FitError("a reading is not a number")
     std = float(np.std(y, ddof=1))

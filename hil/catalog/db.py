@@ -231,11 +231,11 @@ class Catalog:
             if by_path:
                 rows = conn.execute(sa.select(results).where(results.c.path.in_(list(by_path)))
                                     .order_by(results.c.id))
-                for r in rows:
-                    entry = {"value": r.value, "unit": r.unit, "stderr": r.stderr}
-                    if r.suspect is not None:
-                        entry["suspect"] = r.suspect
-                    by_path[r.path]["results"].setdefault(r.step, {})[r.name] = entry
+                for row in rows:
+                    entry = {"value": row.value, "unit": row.unit, "stderr": row.stderr}
+                    if row.suspect is not None:
+                        entry["suspect"] = row.suspect
+                    by_path[row.path]["results"].setdefault(row.step, {})[row.name] = entry
         return found
 
     def series(self, name: str, *, device: str | None = None) -> list[dict[str, Any]]:

@@ -42,14 +42,17 @@ def trend(catalog: Catalog, result: str, out: Path, *, device: str | None = None
             chosen = [i for i, p in enumerate(points) if bool(p["suspect"]) is suspect]
             if not chosen:
                 continue
-            axes.errorbar([times[i] for i in chosen], [points[i]["value"] for i in chosen],
+            # matplotlib's date converter takes datetimes; its stubs declare numbers only.
+            axes.errorbar([times[i] for i in chosen],  # type: ignore[arg-type]
+                          [points[i]["value"] for i in chosen],
                           yerr=[points[i]["stderr"] or 0.0 for i in chosen], fmt="o",
                           capsize=3, color="C0",
                           mfc="none" if suspect else "C0",
                           label="suspect" if suspect else "result")
         for i in cooldown_boundaries(points):
             middle = times[i - 1] + (times[i] - times[i - 1]) / 2
-            axes.axvline(middle, color="0.5", linestyle="--", linewidth=1)
+            axes.axvline(middle,  # type: ignore[arg-type]  # a date, as above
+                         color="0.5", linestyle="--", linewidth=1)
             axes.annotate(points[i]["cooldown"] or "(no cooldown)", (middle, 1.0),
                           xycoords=("data", "axes fraction"), rotation=90, va="top",
                           ha="right", fontsize=8, color="0.3")

@@ -59,7 +59,7 @@ def create_app(source: RunSource, *, catalog: str | None = None) -> Starlette:
         speaker = running[0] if running else next((x for x in lines if x.state != "unreadable"),
                                                   None)
         record = source.record(speaker.id) if speaker else None
-        if record is not None:
+        if speaker is not None and record is not None:
             lab.update({"from": speaker.id, "fridge": views.temperatures(record),
                         "interlocks": views.interlocks(record)})
         return _json(lab)

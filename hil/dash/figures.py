@@ -156,7 +156,9 @@ def _as_dict(fig: go.Figure) -> dict[str, Any]:
 def _plain(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         if value.dtype.kind == "f":
-            return np.where(np.isfinite(value), value, None).tolist()
+            out = value.astype(object)
+            out[~np.isfinite(value)] = None  # JSON has no nan or inf
+            return out.tolist()
         return value.tolist()
     if isinstance(value, dict):
         if "bdata" in value and "dtype" in value:  # Plotly >= 6 stores arrays as base64

@@ -89,8 +89,8 @@ def temperatures(record: RunRecord) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
     for step in reversed(list(record.steps)):
         data = record.steps[step]
-        for name in data.data_vars:
-            variable = data[name]
+        for key in data.data_vars:
+            name, variable = str(key), data[key]
             if variable.attrs.get("units") != "K" or variable.ndim == 0:
                 continue
             values = np.asarray(variable.values, dtype=float).ravel()  # in the order taken

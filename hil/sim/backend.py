@@ -108,7 +108,7 @@ class SimVisaLibrary(highlevel.SimVisaLibrary):
         # does; reset() is the explicit power-on.
         if getattr(self, "world", None) is not None:
             return
-        self.sessions = {}
+        self.sessions: dict[int, Any] = {}
         self.devices = Devices()
 
     def open(self, session, resource_name, *args, **kwargs):

@@ -15,12 +15,31 @@ import logging
 import re
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from pyvisa_sim.component import NoResponse, OptionalBytes
 from pyvisa_sim.devices import Device
 
+from hil.sim.entries import (
+    Entry,
+    flag,
+    is_slot,
+    is_stored,
+    param_text,
+    same_token,
+    spell,
+    wire_unit_of,
+)
+from hil.sim.errorqueue import (
+    DEFAULT_QUEUE_DEPTH,
+    ESR_CME,
+    ESR_DDE,
+    ESR_EXE,
+    ESR_OPC,
+    ESR_QYE,
+    ErrorQueue,
+)
+from hil.sim.faults import FAULT_KINDS, GARBAGE, WIRE_FAULTS, Fault
 from hil.sim.scpi import (
     BOOLEANS,
     DEFAULT_OPTIONAL,
@@ -29,93 +48,18 @@ from hil.sim.scpi import (
     Node,
     ScpiError,
     Unit,
-    character_matches,
     parse_numeric,
     parse_unit,
     split_units,
-    unquote,
 )
 from hil.sim.units import from_si, to_si
 
+__all__ = ["DEFAULT_QUEUE_DEPTH", "FAULT_KINDS", "GARBAGE", "WIRE_FAULTS", "Entry", "ErrorQueue",
+           "Fault", "SimDevice"]
+
 log = logging.getLogger("hil.sim")
 
-FAULT_KINDS = ("timeout", "garbage", "error", "disconnect", "delay", "split")
-#: Faults of the wire, not of the instrument: the reply is right, but the TCP server of
-#: hil.sim.server sends it late (``delay``: ``seconds`` after it is ready, by default past a
-#: VISA timeout) or in several TCP packets ``seconds`` apart (``split``). In-process there is no
-#: wire: the reply arrives whole and at once.
-WIRE_FAULTS = ("delay", "split")
-GARBAGE = b"\x00\xff#?%\x13garbage"
-#: Error/event queue depth when a profile does not give one (Keysight 8164, U2000: 30).
-DEFAULT_QUEUE_DEPTH = 30
 _CODE = re.compile(r'^\s*([+-]?\d+)\s*,\s*"?(.*?)"?\s*$')
-#: Standard event status register bits (488.2 section 11.5.1).
-ESR_OPC, ESR_QYE, ESR_DDE, ESR_EXE, ESR_CME = 1, 4, 8, 16, 32
-
-
-@dataclass
-class Fault:
-    """One injected fault; ``count`` replies or commands it affects (disconnect: until reconnect)."""
-
-    kind: str
-    count: int = 1
-    text: str = '-350,"Queue overflow"'
-    seconds: float | None = None  # wire faults: the delay, or the pause between packets
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {self.kind!r}; known: {', '.join(FAULT_KINDS)}")
-        if self.count < 1:
-            raise ValueError(f"fault count must be >= 1, got {self.count}")
-        if self.seconds is not None and not 0 <= self.seconds <= 3600:
-            raise ValueError(f"fault seconds must be in [0, 3600], got {self.seconds}")
-
-
-class ErrorQueue:
-    """The SCPI error/event queue: FIFO, fixed depth, ``-350`` in the last slot on overflow."""
-
-    def __init__(self, empty: str = '0,"No error"', depth: int = DEFAULT_QUEUE_DEPTH) -> None:
-        self.empty = empty
-        self.depth = depth
-        self.plus = empty.lstrip().startswith("+")  # Keysight/Thorlabs write +0, and +nnn
-        self.entries: deque[tuple[int, str]] = deque()
-
-    def push(self, code: int, text: str) -> None:
-        if len(self.entries) >= self.depth:
-            self.entries[-1] = (-350, "Queue overflow")
-        else:
-            self.entries.append((code, text))
-
-    def format(self, code: int, text: str) -> str:
-        return f'{code:+d},"{text}"' if self.plus else f'{code},"{text}"'
-
-    def pop(self) -> str:
-        return self.format(*self.entries.popleft()) if self.entries else self.empty
-
-    def pop_all(self) -> str:
-        if not self.entries:
-            return self.empty
-        text = ",".join(self.format(*e) for e in self.entries)
-        self.entries.clear()
-        return text
-
-    def clear(self) -> None:
-        self.entries.clear()
-
-
-@dataclass
-class Entry:
-    """One command a profile spells: a dialogue, a property's getter or setter."""
-
-    kind: str  # "dialogue", "get" or "set"
-    spelling: str  # as the profile writes it: what pyvisa-sim matches
-    header: str
-    params: tuple[str, ...]  # the spelling's parameters: fixed text or {} / {ch_id}
-    prop: Any = None  # the pyvisa-sim Property of a getter or setter
-    reply_format: str = "{}"
-    wire_unit: str | None = None  # unit the property keeps on the wire (suffixes convert to it)
-    default: Any = None
-    extra: dict = field(default_factory=dict)
 
 
 class SimDevice(Device):
@@ -175,7 +119,10 @@ class SimDevice(Device):
             twin = definition.get("twin") if isinstance(definition.get("twin"), Mapping) else {}
             unit = definition.get("unit", twin.get("unit"))
             extra = {"modes": definition.get("modes") or {},
-                     "suffixes": _flag(definition.get("suffixes", True))}
+                     "suffixes": flag(definition.get("suffixes", True))}
+            if extra["modes"] and unit is None:
+                raise ValueError(f"profile property {name!r}: 'modes' convert from its unit, "
+                                 "so it needs a 'unit' (or twin: unit)")
             common = dict(prop=prop, wire_unit=unit, default=definition.get("default"), extra=extra)
             getter, setter = definition.get("getter"), definition.get("setter")
             if getter:
@@ -205,7 +152,7 @@ class SimDevice(Device):
     def remember_defaults(self) -> None:
         """Record the profile's values as what ``*RST`` restores (call once, after building)."""
         self._defaults = {name: prop.get_value() for name, prop in self._properties.items()
-                          if _is_stored(prop)}
+                          if is_stored(prop)}
 
     # --- state ----------------------------------------------------------------------------------
     def reset(self, power_on: bool = True) -> None:
@@ -464,20 +411,20 @@ class SimDevice(Device):
         """The profile's spelling of ``unit`` through ``entry`` (None: the entry does not fit)."""
         given = unit.params
         template = entry.params
-        fixed = [p for p in template if not _is_slot(p)]
+        fixed = [p for p in template if not is_slot(p)]
         if entry.kind == "dialogue" or entry.kind == "get":
             n = len(template)
             if len(given) < n:
                 return None
             for want, got in zip(template, given, strict=False):
-                if not _is_slot(want) and not _same_token(got, want):
+                if not is_slot(want) and not same_token(got, want):
                     return None
             extra = given[n:]
             if entry.kind == "dialogue":
-                return None if extra else _spell(entry, given)
+                return None if extra else spell(entry, given)
             mode = self._mode(entry)
             if not extra and mode is None:
-                return _spell(entry, given)
+                return spell(entry, given)
             if not extra:
                 value = entry.prop.get_value()
             elif len(extra) == 1 and extra[0].upper() in SPECIAL_CHOICES and entry.prop is not None:
@@ -486,23 +433,23 @@ class SimDevice(Device):
                 raise ScpiError(-108, unit.text.strip())
             if mode is None:
                 return b"\x00reply:" + entry.reply_format.format(value).encode()
-            shown = from_si(mode["unit"], to_si(entry.wire_unit, value))
+            shown = from_si(mode["unit"], to_si(wire_unit_of(entry), value))
             return b"\x00reply:" + mode.get("r", entry.reply_format).format(shown).encode()
         # a setter: fixed parameters first, then the value(s) for the slot
         if fixed and len(given) < len(fixed):
             return None
-        head = given[:len(template) - 1] if template and _is_slot(template[-1]) else given
+        head = given[:len(template) - 1] if template and is_slot(template[-1]) else given
         for want, got in zip(template, head, strict=False):
-            if not _is_slot(want) and not _same_token(got, want):
+            if not is_slot(want) and not same_token(got, want):
                 return None
-        if not template or not _is_slot(template[-1]):
+        if not template or not is_slot(template[-1]):
             return None
         values = given[len(template) - 1:]
         if not values:
             raise ScpiError(-109, unit.header)
         value = self._convert(entry, values)
         filled = list(given[:len(template) - 1]) + [value]
-        return _spell(entry, tuple(filled))
+        return spell(entry, tuple(filled))
 
     def _mode(self, entry: Entry) -> Mapping[str, Any] | None:
         """How another setting (Santec :SYST:COMM:COD, :POW:UNIT) changes this one's unit."""
@@ -531,7 +478,8 @@ class SimDevice(Device):
             for choice in specs.valid:
                 fields = str(choice).split(",")
                 if len(fields) == len(values) and all(
-                        _same_token(_text(v), _text(f)) for v, f in zip(values, fields, strict=True)):
+                        same_token(param_text(v), param_text(f))
+                        for v, f in zip(values, fields, strict=True)):
                     return choice
             raise ScpiError(-224, ",".join(values))
         if len(values) > 1:
@@ -551,8 +499,8 @@ class SimDevice(Device):
                                       suffix_allowed=entry.extra.get("suffixes", True))
             else:  # the value in the unit the mode speaks, kept in the profile's unit
                 given = parse_numeric(token, mode["unit"],
-                                      suffix_allowed=_flag(mode.get("suffixes", True)))
-                value = from_si(entry.wire_unit, to_si(mode["unit"], given))
+                                      suffix_allowed=flag(mode.get("suffixes", True)))
+                value = from_si(wire_unit_of(entry), to_si(mode["unit"], given))
         if specs.type is int:
             value = int(round(value))
         if (specs.min is not None and value < specs.min) or (
@@ -599,46 +547,3 @@ class SimDevice(Device):
         if fault.count == 0:
             self.faults.popleft()
         return response
-
-
-def _flag(value: Any) -> bool:
-    """A profile's yes/no (pyvisa-sim's loader hands every value over as text)."""
-    return str(value).strip().lower() in ("true", "1", "yes", "on")
-
-
-def _text(token: str) -> str:
-    """A string parameter's text, anything else as it is."""
-    text = unquote(token)
-    return token if text is None else text
-
-
-def _is_slot(token: str) -> bool:
-    return token.startswith("{") and token.endswith("}")
-
-
-def _same_token(got: str, want: str) -> bool:
-    """A fixed parameter of a spelling: same text, same character data or same number."""
-    if got.upper() == want.upper() or character_matches(got, want):
-        return True
-    g, w = SPECIAL_CHOICES.get(got.upper()), SPECIAL_CHOICES.get(want.upper())
-    if g is not None and g == w:
-        return True
-    try:
-        return float(got) == float(want)
-    except ValueError:
-        return False
-
-
-def _spell(entry: Entry, params: tuple[str, ...]) -> bytes:
-    """``header p1,p2`` in the profile's spelling (the slot filled with the converted value)."""
-    out = []
-    for i, token in enumerate(params):
-        want = entry.params[i] if i < len(entry.params) else None
-        out.append(want if want is not None and not _is_slot(want) else token)
-    text = entry.header + (" " + ",".join(out) if out else "")
-    return text.encode()
-
-
-def _is_stored(prop) -> bool:
-    binding = getattr(prop, "binding", None)
-    return binding is None or binding.kind == "state"

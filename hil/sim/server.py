@@ -69,7 +69,8 @@ from pyvisa_sim.component import NoResponse
 from hil.clock import VirtualClock
 from hil.net import is_loopback
 from hil.sim.backend import SimVisaLibrary
-from hil.sim.device import FAULT_KINDS, Fault, SimDevice
+from hil.sim.control import control
+from hil.sim.device import Fault, SimDevice
 
 log = logging.getLogger("hil.sim.server")
 
@@ -303,13 +304,17 @@ class TwinServer:
 
     def _accept_loop(self) -> None:
         with selectors.DefaultSelector() as selector:
-            for ep in self.endpoints:
-                selector.register(ep.listener, selectors.EVENT_READ, ep)
-            selector.register(self._control_listener, selectors.EVENT_READ, None)
+            listeners: dict[int, socket.socket] = {}
+            for sock, data in [(ep.listener, ep) for ep in self.endpoints] + [
+                    (self._control_listener, None)]:
+                if sock is None:
+                    raise ServerError("the server is not listening; start() opens its sockets")
+                listeners[sock.fileno()] = sock
+                selector.register(sock, selectors.EVENT_READ, data)
             while not self._stopping.is_set():
                 for key, _ in selector.select(POLL_S):
                     try:
-                        conn, peer = key.fileobj.accept()
+                        conn, peer = listeners[key.fd].accept()
                     except OSError:
                         continue
                     try:
@@ -501,6 +506,10 @@ class TwinServer:
                 conn.shutdown(socket.SHUT_RDWR)
 
     # --- the control port -----------------------------------------------------------------------
+    def control(self, line: str) -> str:
+        """Run one control command (see the module docs); returns the ``ok`` payload."""
+        return control(self, line)
+
     def _control_session(self, conn: socket.socket, ep: None) -> str | None:
         lines = self._lines(conn, b"\n")
         while True:
@@ -514,66 +523,6 @@ class TwinServer:
                 reply = "error " + str(exc.args[0] if exc.args else exc).replace("\n", " ")
             if not self._send(conn, reply.rstrip().encode() + b"\n", None):
                 return "dropped: the client does not read its replies"
-
-    def control(self, line: str) -> str:
-        """Run one control command (see the module docs); returns the ``ok`` payload."""
-        words = line.split()
-        if not words:
-            raise ValueError("empty command; commands: ping, clock, now, sleep, list, reset, "
-                             "inject, reconnect")
-        command, args = words[0].lower(), words[1:]
-        if command == "ping":
-            return "pong"
-        if command == "clock":
-            return self.clock_kind()
-        if command == "now":
-            return repr(float(self.world.clock.now()))
-        if command == "sleep":
-            seconds = _number(args, 0, "sleep SECONDS")
-            if not 0 <= seconds <= 1e9:
-                raise ValueError(f"sleep: seconds must be in [0, 1e9], got {seconds}")
-            if not isinstance(self.world.clock, VirtualClock):
-                raise ValueError("sleep: the twin's clock is real; its time passes by itself")
-            with self.lock:
-                self.world.clock.sleep(seconds)
-            return repr(float(self.world.clock.now()))
-        if command == "list":
-            return json.dumps(self.table())
-        if command == "reset":
-            with self.lock:
-                self.library.reset()
-            return ""
-        if command == "reconnect":
-            if len(args) != 1:
-                raise ValueError("usage: reconnect RESOURCE")
-            ep = self.endpoint(args[0])
-            with self.lock:
-                self.library.reconnect(ep.resource)
-            return ""
-        if command == "inject":
-            usage = (f"usage: inject RESOURCE KIND [COUNT] [seconds=S] [after=N]; kinds: "
-                     f"{', '.join(FAULT_KINDS)}")
-            positional = [a for a in args if "=" not in a]
-            options = dict(a.split("=", 1) for a in args if "=" in a)
-            if not 2 <= len(positional) <= 3 or set(options) - {"seconds", "after"}:
-                raise ValueError(usage)
-            try:
-                count = int(positional[2]) if len(positional) == 3 else 1
-                seconds = float(options["seconds"]) if "seconds" in options else None
-                after = int(options.get("after", 0))
-            except ValueError:
-                raise ValueError(usage) from None
-            self.inject(positional[0], positional[1], count=count, seconds=seconds, after=after)
-            return ""
-        raise ValueError(f"unknown command {command!r}; commands: ping, clock, now, sleep, list, "
-                         f"reset, inject, reconnect")
-
-
-def _number(args: list[str], index: int, usage: str) -> float:
-    try:
-        return float(args[index])
-    except (IndexError, ValueError):
-        raise ValueError(f"usage: {usage}") from None
 
 
 def _slot_of(device: SimDevice) -> str | None:

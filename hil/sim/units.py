@@ -48,8 +48,8 @@ def to_si(unit: str, value) -> float | str:
     return float(value) * _LINEAR_SCALE[unit]
 
 
-def from_si(unit: str, value: float):
-    """An SI value -> as the instrument speaks it."""
+def from_si(unit: str, value: float | str):
+    """An SI value -> as the instrument speaks it (text settings stay text)."""
     if unit in _SPECIAL:
         return _SPECIAL[unit][1](value)
-    return value / _LINEAR_SCALE[unit]
+    return float(value) / _LINEAR_SCALE[unit]

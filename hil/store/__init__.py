@@ -5,7 +5,8 @@ The package, one job per module: :mod:`~hil.store.schema` (names, columns, plans
 :mod:`~hil.store.steps` and :mod:`~hil.store.writer` (writing points and structure),
 :mod:`~hil.store.flusher` (the flush thread), :mod:`~hil.store.space` (free disk space),
 :mod:`~hil.store.reader` (xarray, summary), :mod:`~hil.store.integrity` (damaged files),
-:mod:`~hil.store.recovery` (opening a file in any state), :mod:`~hil.store.resume`,
+:mod:`~hil.store.recovery` (opening a file in any state), :mod:`~hil.store.resume` (rebuilding
+an interrupted file), :mod:`~hil.store.continuing` (the writer's side of a resume),
 :mod:`~hil.store.provenance`. The whole contract, with every attribute: docs/run-file.md.
 
 One file per run. Layout (the contract of DESIGN.md, "The run file"):

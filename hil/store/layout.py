@@ -137,7 +137,7 @@ def _create_events(f: h5py.File) -> h5py.Dataset:
     return events
 
 
-def _event_records(time_text: str, kind: str, message: str) -> list[tuple[bytes, ...]]:
+def _event_records(time_text: str, kind: str, message: str) -> list[tuple[bytes, bytes, bytes, int]]:
     """One event as fixed-size records: long messages split at UTF-8 character boundaries."""
     kind_bytes = kind.encode("utf-8")[:64]
     while True:  # never cut a character in two
@@ -160,7 +160,7 @@ def _event_records(time_text: str, kind: str, message: str) -> list[tuple[bytes,
             for i, part in enumerate(parts)]
 
 
-def _append_events(f: h5py.File, records: Sequence[tuple[bytes, ...]]) -> None:
+def _append_events(f: h5py.File, records: Sequence[tuple[bytes, bytes, bytes, int]]) -> None:
     dataset = f["events"]
     start = dataset.shape[0]
     dataset.resize((start + len(records),))

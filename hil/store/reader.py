@@ -140,8 +140,9 @@ def summary(path: str | os.PathLike[str], *, check: bool = False) -> dict:
             steps[name] = {"points": 0, "planned": None, "lab_time_s": None, "results": {}}
         for name in check_steps(f, set(steps), damage):
             steps[name] = {"points": 0, "planned": None, "lab_time_s": None, "results": {}}
-        out = {"status": status, "state": _state(status, _json_attr(f, "writer", where, damage)),
-               "lab_time_s": _lab_time(f), "steps": steps}
+        state = _state(status, _json_attr(f, "writer", where, damage))
+        out: dict[str, Any] = {"status": status, "state": state, "lab_time_s": _lab_time(f),
+                               "steps": steps}
         for step, problems in damage.by_step.items():
             (out if step == RUN else steps[step])["problems"] = problems
         return out
@@ -414,7 +415,7 @@ def _as_grid(flat: xarray.Dataset, schema: Mapping[str, Any], length: int) -> xa
     coords = {n: xarray.Variable((n,), a, attrs=dict(flat[n].attrs))
               for n, a in zip(names, axes, strict=True)}
     for name, variable in flat.coords.items():
-        if name not in names and name != POINT and not name.startswith(PLANNED):
+        if name not in names and name != POINT and not str(name).startswith(PLANNED):
             coords[name] = variable.variable
     data_vars = {}
     for name, variable in flat.data_vars.items():
@@ -454,7 +455,7 @@ def _read_events(f: h5py.File) -> list[tuple[str, str, str]]:
     records = dataset[:]
     has_more = records.dtype.names is not None and "more" in records.dtype.names
     events: list[tuple[str, str, str]] = []
-    pending: tuple[str, str, list[str]] | None = None
+    pending: tuple[str, str, list[bytes]] | None = None
     for record in records:
         when, kind, message = _text(record["time"]), _text(record["kind"]), record["message"]
         if pending is None:

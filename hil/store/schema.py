@@ -180,7 +180,7 @@ class PriorStep:
 
 
 def _check_plan(name: str, setpoints: Sequence[Column],
-                plan: Mapping[str, Sequence[float]] | None) -> dict[str, np.ndarray]:
+                plan: Mapping[str, Sequence[float] | np.ndarray] | None) -> dict[str, np.ndarray]:
     if plan is None:
         return {}
     if not isinstance(plan, Mapping):

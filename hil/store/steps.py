@@ -248,7 +248,7 @@ class StepWriter:
         if self._scalar_only:
             flat = np.fromiter(itertools.chain.from_iterable(block), dtype=np.float64,
                                count=count * self._count)
-            columns: Sequence[np.ndarray] = flat.reshape(count, self._count).T
+            columns: np.ndarray | list[np.ndarray] = flat.reshape(count, self._count).T
         else:
             columns = [np.array([row[i] for row in block], dtype=np.float64)
                        for i in range(self._count)]

@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from hil.results import Result
+from hil.store.continuing import continue_step, load_prior, read_prior
 from hil.store.flusher import _FLUSHER, _flush_period
 from hil.store.integrity import STEP_GROUPS_ATTR
 from hil.store.layout import (
@@ -33,7 +34,6 @@ from hil.store.layout import (
     _write_results,
 )
 from hil.store.provenance import _writer_identity, software_versions
-from hil.store.resume import _rebuild_for_resume
 from hil.store.schema import (
     _LIBVER,
     _RESERVED_ROOT_NAMES,
@@ -50,7 +50,6 @@ from hil.store.schema import (
     PriorStep,
     _check_plan,
     _check_results,
-    _json_list,
     _now,
     _schema,
     _step_attrs,
@@ -177,46 +176,16 @@ class RunWriter:
         """
         self = cls.__new__(cls)
         self._setup(path, buffer_points, buffer_bytes, flush_interval, lab_clock)
-        self.prior, self.prior_root = _rebuild_for_resume(self.path, reason)
-        self._step_names = set(self.prior)
-        self._group_order = [n for n in _json_list(self.prior_root.get(STEP_GROUPS_ATTR))
-                             if n in self.prior]
-        self._lab_before = _seconds(self.prior_root.get(LAB_TIME_ATTR))
-        self.lab_times = {name: _seconds(p.attrs.get(LAB_TIME_ATTR)) for name, p in
-                          self.prior.items()}
-        self._calls_done = list(_json_list(self.prior_root.get("calls_done")))
+        load_prior(self, reason)
         return self
 
     def continue_step(self, name: str) -> StepWriter:
         """Reopen a step found by :meth:`resume`, appending after its points on disk."""
-        with self._lock:
-            self._check_usable()
-            prior = self.prior.get(name)
-            if prior is None:
-                raise ValueError(f"step {name!r} is not in the resumed run file {self.path}")
-            if name in self._open_steps:
-                raise ValueError(f"step {name!r} is open already")
-            step = StepWriter(self, name, prior.setpoints, prior.measured,
-                              buffer_points=self._buffer_points, buffer_bytes=self._buffer_bytes,
-                              flush_interval=self._flush_interval, written=prior.points)
-            self._open_steps[name] = step
-            try:
-                self._ensure_streaming()
-            except BaseException:
-                del self._open_steps[name]
-                raise
-            return step
+        return continue_step(self, name)
 
     def read_prior(self, name: str) -> dict[str, np.ndarray]:
         """The points on disk of a step found by :meth:`resume`, column by column."""
-        with self._lock:
-            prior = self.prior[name]
-            names = [c.name for c in (*prior.setpoints, *prior.measured)]
-            if self._file is not None:
-                group = self._file[name]
-                return {n: group[n][:prior.points] for n in names}
-            with h5py.File(self.path, "r", locking=False) as f:
-                return {n: f[name][n][:prior.points] for n in names}
+        return read_prior(self, name)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -238,7 +207,7 @@ class RunWriter:
 
     def begin_step(self, name: str, setpoints: Sequence[Column], measured: Sequence[Column],
                    attrs: Mapping[str, Any] | None = None, *,
-                   plan: Mapping[str, Sequence[float]] | None = None) -> StepWriter:
+                   plan: Mapping[str, Sequence[float] | np.ndarray] | None = None) -> StepWriter:
         """Create the step's group and datasets and start streaming its points.
 
         ``plan`` maps each setpoint to the values the step means to take; with several
@@ -614,9 +583,3 @@ class RunWriter:
 #: Room a structure phase may need (object headers, attributes, a new step's metadata).
 _STRUCTURE_BYTES = 64 * 1024
 
-
-def _seconds(value: Any) -> float:
-    try:
-        return float(value) if value is not None else 0.0
-    except (TypeError, ValueError):
-        return 0.0

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import random
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import numpy as np
 
@@ -23,6 +24,8 @@ from hil.twin.physics import TwinPhysics
 from hil.units import dbm_to_w
 
 #: Every slot's settings, as the instrument is at power-up (the profiles push their own defaults).
+_T = TypeVar("_T")
+
 _INITIAL_STATE: dict[str, dict[str, float | str]] = {
     "pump_laser": {"wavelength_m": 1550e-9, "power_w": 1e-3, "output": 0.0, "shutter_closed": 0.0},
     "power_meter": {"wavelength_m": 1550e-9, "averages": 1.0},
@@ -111,7 +114,7 @@ class TwinLab:
                 self.clock.sleep(self._laser_settle_s)  # the laser reports done once settled
         if slot == "bias_source":
             bias = self._state["bias_source"]
-            self.physics.set_bias_v(float(bias["voltage_v"]) if bias["output"] >= 0.5 else 0.0)
+            self.physics.set_bias_v(float(bias["voltage_v"]) if float(bias["output"]) >= 0.5 else 0.0)
         if slot == "vna":
             self._vna_sweep = None  # a changed setting invalidates the held trace
 
@@ -124,7 +127,7 @@ class TwinLab:
 
     def _set_center_span(self, slot: str, key: str, value: float) -> None:
         """Centre and span are another view of start and stop, as on the instrument."""
-        center, span = self.state(slot, "center_hz"), self.state(slot, "span_hz")
+        center, span = float(self.state(slot, "center_hz")), float(self.state(slot, "span_hz"))
         center, span = (value, span) if key == "center_hz" else (center, value)
         self._state[slot]["start_hz"] = center - span / 2
         self._state[slot]["stop_hz"] = center + span / 2
@@ -149,8 +152,9 @@ class TwinLab:
             if not (key in _CENTER_SPAN and slot in _SWEPT):
                 self._check_state_key(slot, key)
         else:
-            table = {"reading": self._readings, "trace": self._traces, "action": self._actions}[kind]
-            self._lookup(table, slot, key, kind)
+            tables: dict[str, Mapping[tuple[str, str], object]] = {
+                "reading": self._readings, "trace": self._traces, "action": self._actions}
+            self._lookup(tables[kind], slot, key, kind)
 
     def truth(self) -> dict[str, float]:
         """The true device parameters, for checking what experiments recover."""
@@ -168,7 +172,7 @@ class TwinLab:
     def laser_emitted_power(self) -> float:
         """Peak power leaving the laser: zero unless the diode is on and the shutter open."""
         laser = self._state["pump_laser"]
-        if laser["output"] < 0.5 or laser["shutter_closed"] > 0.5:
+        if float(laser["output"]) < 0.5 or float(laser["shutter_closed"]) > 0.5:
             return 0.0
         return float(laser["power_w"])
 
@@ -265,7 +269,7 @@ class TwinLab:
     def _noise_density(self) -> float:
         esa = self._state["esa"]
         psd = float(self.physics.spectrum_psd_w_per_hz(float(esa["marker_hz"]), *self._laser(),
-                                                       gated=esa["gate"] >= 0.5))
+                                                       gated=float(esa["gate"]) >= 0.5))
         rel = self.params.noise.esa_marker_rel / math.sqrt(max(float(esa["averages"]), 1))
         return self._noisy("esa", psd, rel)
 
@@ -275,7 +279,7 @@ class TwinLab:
         self.clock.sleep(self.vna_sweep_time_s() * count)
         f = self.vna_frequencies()
         if self.physics.effects:
-            ideal = self.physics.vna_traces(f, *self._laser(), gated=vna["gate"] >= 0.5,
+            ideal = self.physics.vna_traces(f, *self._laser(), gated=float(vna["gate"]) >= 0.5,
                                             vna_power_w=float(vna["power_w"]))
         else:
             ideal = self.physics.vna_traces(f, *self._laser())
@@ -298,6 +302,7 @@ class TwinLab:
         """The last sweep of the selected S-parameter as re, im pairs (the VNA's SDATA)."""
         if self._vna_sweep is None:
             self._vna_run_sweep()
+        assert self._vna_sweep is not None  # the sweep just run holds it
         s = self._vna_sweep[str(self._state["vna"]["s_parameter"])]
         pairs = np.empty(2 * s.size)
         pairs[0::2], pairs[1::2] = s.real, s.imag
@@ -309,7 +314,7 @@ class TwinLab:
         points = f.size
         rbw = float(esa["rbw_hz"])
         self.clock.sleep(self.esa_sweep_time_s() * max(float(esa["averages"]), 1))
-        mean_dbm = self.physics.spectrum_trace_dbm(f, rbw, *self._laser(), gated=esa["gate"] >= 0.5)
+        mean_dbm = self.physics.spectrum_trace_dbm(f, rbw, *self._laser(), gated=float(esa["gate"]) >= 0.5)
         # Log-averaged noise reads 2.51 dB below its mean power and scatters 5.57 dB per sweep.
         sigma_db = 5.57 / np.sqrt(max(float(esa["averages"]), 1))
         scatter = sigma_db * self._array_stream("esa").standard_normal(points)
@@ -333,7 +338,7 @@ class TwinLab:
                            f"{', '.join(self._state[slot])}")
 
     @staticmethod
-    def _lookup(table: dict, slot: str, key: str, kind: str):
+    def _lookup(table: Mapping[tuple[str, str], _T], slot: str, key: str, kind: str) -> _T:
         try:
             return table[(slot, key)]
         except KeyError:

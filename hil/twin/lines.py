@@ -104,8 +104,8 @@ class PumpPath:
 class VnaPaths:
     """Power gains (dB) and delays (s) of [port1_in, port1_out, port2_in, port2_out]."""
 
-    gains_db: tuple[float, float, float, float] = (-60.0, 70.0, -20.0, -10.0)
-    delays_s: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    gains_db: tuple[float, ...] = (-60.0, 70.0, -20.0, -10.0)
+    delays_s: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
 
     def __post_init__(self) -> None:
         if len(self.gains_db) != 4 or len(self.delays_s) != 4:
