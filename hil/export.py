@@ -119,19 +119,20 @@ def _qcodes_dataset(experiment: Any, step: str, data: xarray.Dataset,
     measurement = Measurement(exp=experiment, name=step)
     axes: dict[str, np.ndarray] = {}
     for name, variable in data.data_vars.items():
-        for dim in variable.dims:
+        for dim in map(str, variable.dims):
             if dim not in axes:
                 axes[dim] = (np.asarray(data[dim].values, dtype=float) if dim in data.coords
                              else np.arange(data.sizes[dim], dtype=float))
                 measurement.register_custom_parameter(dim, **_described(data, dim))
-        measurement.register_custom_parameter(str(name), setpoints=list(variable.dims),
+        measurement.register_custom_parameter(str(name), setpoints=[str(d) for d in variable.dims],
                                               paramtype=_paramtype(variable),
                                               **_described(data, str(name)))
     with contextlib.redirect_stdout(io.StringIO()), measurement.run() as saver:
         # (QCoDeS prints "Starting experimental run ..." for each: the GUIDs are what we tell)
         for name, variable in data.data_vars.items():
-            grids = np.meshgrid(*(axes[d] for d in variable.dims), indexing="ij")
-            saver.add_result(*((d, g.ravel()) for d, g in zip(variable.dims, grids, strict=True)),
+            dims = [str(d) for d in variable.dims]
+            grids = np.meshgrid(*[axes[d] for d in dims], indexing="ij")
+            saver.add_result(*((d, g.ravel()) for d, g in zip(dims, grids, strict=True)),
                              (str(name), np.asarray(variable.values).ravel()))
         dataset = saver.dataset
         for key, value in root.items():

@@ -233,9 +233,10 @@ def _parameter(lab: Lab, target: Parameter | str, what: str) -> Parameter:
         if not dot or role not in lab.roles:
             raise ValueError(f"measure: {what} {target!r}: expected ROLE.PARAMETER; roles of "
                              f"{lab.path}: {', '.join(lab.roles)}")
-        target = getattr(lab.roles[role], name, None)
-        if not isinstance(target, Parameter):
+        found = getattr(lab.roles[role], name, None)
+        if not isinstance(found, Parameter):
             raise ValueError(f"measure: {what} {role}.{name}: {role} has no parameter {name!r}")
+        target = found
     if not isinstance(target, Parameter):
         raise TypeError(f"measure: {what} must be a QCoDeS Parameter or 'role.parameter', got "
                         f"{target!r}")

@@ -21,7 +21,7 @@ transduction steps carry onto what it biases (:func:`untuned_mismatch`).
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from scipy.constants import c as SPEED_OF_LIGHT
@@ -164,8 +164,9 @@ def triple_resonance(
                  f"{tolerance / 1e6:.2f} MHz): {cause}")
     run.record_results(STEP, results)
     v = np.array([scanned[0] for scanned in scans])
-    series = [(v, [f.mismatch_hz / 1e6 for _, f in scans], [f.mismatch_err / 1e6 for _, f in scans],
-               "o", "measured")]
+    series: list[tuple[Any, ...]] = [
+        (v, [f.mismatch_hz / 1e6 for _, f in scans], [f.mismatch_err / 1e6 for _, f in scans],
+         "o", "measured")]
     if line is not None:
         span = np.linspace(min(v.min(), line.null_v), max(v.max(), line.null_v), 50)
         series.append((span, (line.intercept_hz + line.slope_hz_per_v * span) / 1e6, "-",
@@ -196,10 +197,11 @@ def _tune(bias, scan, scans: list[tuple[float, MismatchFit]], tolerance: float,
                       f"(less than 3 standard errors); tuning it needs more volts or another knob")
     line = None
     for _ in range(max_steps):
-        volts, fits = zip(*scans, strict=True)
-        line = bias_line(volts, [f.mismatch_hz for f in fits], [f.mismatch_err for f in fits])
+        scanned_v = [scanned for scanned, _ in scans]
+        fits = [fit for _, fit in scans]
+        line = bias_line(scanned_v, [f.mismatch_hz for f in fits], [f.mismatch_err for f in fits])
         target = min(max(line.null_v, v_low), v_high)
-        if target in volts:
+        if target in scanned_v:
             break
         if abs(scan(target).mismatch_hz) <= tolerance:
             return line, None

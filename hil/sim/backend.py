@@ -193,7 +193,7 @@ def _take_ready(sess, count: int) -> tuple[bytes, StatusCode] | None:
     pyvisa-sim's byte loop must run (nothing buffered yet, serial end rules, a device of its own)."""
     device = getattr(sess, "device", None)
     buffers = getattr(device, "_output_buffers", None)
-    if not buffers or count <= 0 or type(device).read is not Device.read:
+    if device is None or not buffers or count <= 0 or type(device).read is not Device.read:
         return None
     attribute = sess.get_attribute
     if attribute(ResourceAttribute.interface_type)[0] == InterfaceType.asrl:
