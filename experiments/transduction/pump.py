@@ -10,6 +10,7 @@ cycle from the station's ``constants: pump_duty_cycle`` (:func:`on_chip_peak_w`)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from qcodes.parameters import Parameter
@@ -17,6 +18,7 @@ from qcodes.validators import Numbers
 
 from hil.clock import wait
 from hil.parameters import ParameterError, check_value, settable_range
+from hil.settle import settle
 from hil.units import dbm_to_w
 
 
@@ -72,13 +74,24 @@ def on_chip_peak_w(monitor_w, chip_per_monitor: float, duty: float):
     return np.asarray(monitor_w, dtype=float) / duty * chip_per_monitor
 
 
-def pump_setpoint(lab, settle_s: float = 0.0) -> Parameter:
-    """The sweep's setpoint: the laser's output power (W), then ``settle_s`` on the lab's clock."""
+def pump_setpoint(lab, settle_s: float = 0.0, *, settle_window_s: float = 0.0,
+                  settle_rel: float = 0.0, after: Callable[[float], None] | None = None) -> Parameter:
+    """The sweep's setpoint: the laser's output power (W), then a wait on the lab's clock.
+
+    With ``settle_window_s`` and a cryostat, the wait lasts until the mixing chamber has settled
+    under the new load (:func:`hil.settle.settle`, at most ``settle_s``); otherwise ``settle_s``.
+    ``after(watts)`` is called once the power is set."""
     laser = lab.pump
+    cryostat = lab.roles.get("cryostat") if settle_window_s else None
 
     def set_power(watts: float) -> None:
         laser.power(watts)
-        if settle_s > 0:
+        if after is not None:
+            after(watts)
+        if settle_s > 0 and cryostat is not None:
+            settle(lab, cryostat.mxc_temperature.get, rel=settle_rel, max_s=settle_s,
+                   interval_s=settle_window_s / 5, window=6)
+        elif settle_s > 0:
             wait(lab, settle_s)
 
     return Parameter("laser_power", label="Laser output power", unit="W", set_cmd=set_power,
