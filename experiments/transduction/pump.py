@@ -121,19 +121,23 @@ def finish(lab) -> None:
             lab.roles[role].safe_state()
 
 
-def power_for_c1(run, step: str, laser, laser_w, chip_w, k_per_w: float) -> float:
+def power_for_c1(run, step: str, laser, laser_w, chip_w, k_per_w: float,
+                 highest_w: float | None = None) -> float:
     """The laser power at C = 1 (``C = k P_chip``) from a sweep's laser setpoints and on-chip
-    powers, inside the laser's range on this station; an event says when C = 1 is out of reach."""
+    powers, inside the laser's range on this station (and below ``highest_w``, e.g. what the
+    fridge allows); an event says when C = 1 is out of reach."""
     laser_w = np.asarray(laser_w, dtype=float)
     chip_w = np.asarray(chip_w, dtype=float)
     chip_per_laser = float(np.sum(chip_w * laser_w) / np.sum(laser_w ** 2))
     wanted = 1.0 / (k_per_w * chip_per_laser)
     low, high = power_range_w(laser)
+    if highest_w is not None:
+        high = max(min(high, highest_w), low)
     chosen = min(max(wanted, low), high)
     if chosen != wanted:
         run.event("operating_point", f"{step}: C = 1 needs {wanted * 1e3:.4g} mW from the laser, "
-                                     f"outside its range [{low * 1e3:.4g}, {high * 1e3:.4g}] mW on "
-                                     f"this station; operating at {chosen * 1e3:.4g} mW "
+                                     f"outside the range [{low * 1e3:.4g}, {high * 1e3:.4g}] mW the "
+                                     f"laser and the fridge allow; operating at {chosen * 1e3:.4g} mW "
                                      f"(C = {chosen / wanted:.3g})")
     return chosen
 
