@@ -52,7 +52,7 @@ def fridge_load(
                                                 "this window (the fridge's time constant or "
                                                 "longer) is small")] = 30.0,
         settle_rel: Annotated[float, Param("", (0.0, 0.1), "Settled below this drift over the "
-                                           "window, relative to the temperature")] = 5e-4,
+                                           "window, relative to the temperature")] = 1e-3,
         samples: Annotated[int, Param("", (1, 1000), "Readings per power")] = 5,
         sample_interval_s: Annotated[float, Param("s", (0.0, 600.0), "Time between "
                                                   "readings")] = 6.0,
@@ -71,7 +71,8 @@ def fridge_load(
     powers_uw = parse_list(heater_powers_uw)
     cryostat = lab.cryostat
     clock = clock_of(lab)
-    state = {"settled_at": clock.now(), "levels": []}
+    # The probe's small step scales the whole ladder: it settles 4x tighter.
+    state = {"settled_at": clock.now(), "levels": [], "rel": settle_rel / 4}
 
     def apply(power_w: float) -> None:
         assumed = cryostat.heater_resistance_ohm
@@ -99,7 +100,7 @@ def fridge_load(
                     f"heater switched off. Lower {STEP}.heater_powers_uw.")
 
         done = settle_reading(lab, cryostat.mxc_temperature.get,
-                              rel=settle_rel, max_s=settle_s,
+                              rel=state["rel"], max_s=settle_s,
                               interval_s=settle_window_s / 5, window=6, check=ceiling)
         state["levels"].append(done.level)
         if not done.settled:
@@ -119,6 +120,7 @@ def fridge_load(
     if top_fraction > 0:
         powers_uw = _scaled_ladder(run, lab, apply, powers_uw, top_fraction * max_temperature_k,
                                    state["levels"])
+    state["rel"] = settle_rel
     try:
         data = run.sweep2d(STEP, setpoint, [p * 1e-6 for p in powers_uw], sample_time,
                            sample_interval_s * np.arange(samples),

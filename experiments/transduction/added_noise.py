@@ -98,7 +98,7 @@ def added_noise(
                                                 "chamber's drift over this window is "
                                                 "small")] = 30.0,
         settle_rel: Annotated[float, Param("", (0.0, 0.1), "Settled below this drift over the "
-                                           "window, relative to the temperature")] = 5e-4,
+                                           "window, relative to the temperature")] = 1e-3,
         monitor_averages: Annotated[int, MONITOR_AVERAGES] = 10) -> dict[str, Result]:
     """Output noise at f_m vs pump power -> n_int and the added noise n_add at the operating power.
 

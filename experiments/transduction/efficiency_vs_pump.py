@@ -16,10 +16,11 @@ origin gives ``P_C1 = 1/k`` and ``g0 = sqrt(k kappa_o kappa_m / (4 n_p/P))`` wit
 ``n_p/P = 4 kappa_ex / (hbar w kappa^2)`` in rad/s (physics.md §1.1). ``eta_max = eta_o eta_m``
 (the efficiency at C = 1) comes from the resonance steps' linewidths.
 
-The sweep's top (unless ``power_max_w`` says otherwise) comes from a probe, never from the
-laser's maximum by default: one conversion spectrum at the middle of the laser's range (log
-scale) gives C there, so the laser power at C = ``c_top`` is ``c_top P_probe / C_probe``
-(C is linear in the pump, physics.md §1.3); and with a cryostat, the mixing chamber settled
+The sweep's top (unless ``power_max_w`` says otherwise) comes from probes, never from the
+laser's maximum by default: conversion spectra from the laser's low end up, 8x at a time, until
+C is measurable (0.05) or the middle of the range (log scale) is reached, give C at a probe,
+so the laser power at C = ``c_top`` is ``c_top P_probe / C_probe`` (C is linear in the pump,
+physics.md §1.3); and with a cryostat, the mixing chamber settled
 under the probe's average load gives the pump power at which it would reach ``fridge_fraction``
 of the station's mixing-chamber interlock (``T^2 - T0^2`` grows linearly with the absorbed
 power, physics.md §1.6 item 6). The top is the smallest of the two and the laser's maximum;
@@ -85,6 +86,8 @@ from hil.results import Result
 
 STEP = "efficiency_vs_pump"
 BIDIRECTIONAL = "bidirectional"
+PROBE_STEP = 8.0  # the probes' power ratio
+PROBE_C = 0.05  # a probe's C this high is measured well enough to scale from
 
 
 @step(needs=("optical_resonance", "microwave_resonance", "pump_calibration"), valid_for_s=3600,
@@ -262,9 +265,9 @@ def _sweep_top(run, lab, vna, main, reference, priors, delta_p: float, c_top: fl
     if thermal:
         base_k = float(cryostat.mxc_temperature.get())
         measured["mxc_temperature"] = cryostat.mxc_temperature
-    setpoint = pump_setpoint(lab, 600.0 if thermal else 0.0, settle_window_s=30.0, settle_rel=5e-4)
+    setpoint = pump_setpoint(lab, 600.0 if thermal else 0.0, settle_window_s=10.0, settle_rel=1e-3)
     bounds = {"the laser's maximum": high}
-    # Probes from the laser's low end up, 4x at a time, until C is measurable (>= 0.05), the
+    # Probes from the laser's low end up, 8x at a time, until C is measurable (>= 0.05), the
     # middle of the range is reached, or the next probe could heat the fridge past its bound.
     probe_w, c_probe, attempt = low, 0.0, 0
     while True:
@@ -280,9 +283,10 @@ def _sweep_top(run, lab, vna, main, reference, priors, delta_p: float, c_top: fl
             if rise > 0 and limit > 0:
                 bounds[f"the mixing chamber at {fridge_fraction * ceiling * 1e3:.3g} mK"] = (
                     probe_w * limit / rise)
-        if c_probe >= 0.05 or 4 * probe_w > min(bounds.values()) or probe_w >= math.sqrt(low * high):
+        if (c_probe >= PROBE_C or PROBE_STEP * probe_w > min(bounds.values())
+                or probe_w >= math.sqrt(low * high)):
             break
-        probe_w *= 4
+        probe_w *= PROBE_STEP
         attempt += 1
     why = min(bounds, key=bounds.get)
     top = max(min(bounds.values()), low)
