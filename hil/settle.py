@@ -24,6 +24,20 @@ import numpy as np
 
 from hil.analysis.stability import level
 from hil.clock import clock_of, wait
+from hil.parameters import Param
+
+#: The step parameters of a settle on the mixing chamber (fridge_load, added_noise).
+SETTLE_WINDOW = Param("s", (1.0, 3600.0), "Settled when the mixing chamber's drift over this "
+                      "window (its time constant or longer) is small")
+SETTLE_REL = Param("", (0.0, 0.1), "Settled below this drift over the window, relative to the "
+                   "temperature")
+
+
+def interlock_ceiling(lab, parameter: str = "mxc_temperature") -> float | None:
+    """The lowest ``above`` limit of the station's interlocks watching ``parameter`` (None when
+    none does): what a step that heats the fridge must stay under."""
+    return min((spec.above for spec in getattr(lab, "interlocks", ())
+                if spec.parameter == parameter and spec.above is not None), default=None)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ controller's power readback where the two disagree (an event records it); the fi
 readback (``cryostat.heater_power``).
 
 Safety: while settling, the temperature is watched; above ``max_temperature_k`` the heater is
-switched off and the step stops (lower ``heater_powers_uw``).
+switched off and the step stops (lower ``heater_powers_uw``), unless the station has an interlock
+on the mixing chamber at or below that ceiling: it is then the authority (its safe state turns
+the heater off; it resumes or ends the run as the station says).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from hil.experiment import step
 from hil.parameters import Param, parse_list
 from hil.plotting import save_fit_plot
 from hil.results import Result
+from hil.settle import SETTLE_REL, SETTLE_WINDOW, interlock_ceiling
 from hil.settle import settle as settle_reading
 
 STEP = "fridge_load"
@@ -48,11 +51,8 @@ def fridge_load(
                                     ] = "0,1,3,10,30,100",
         settle_s: Annotated[float, Param("s", (0.0, 7200.0), "Longest settling time at each "
                                          "power")] = 600.0,
-        settle_window_s: Annotated[float, Param("s", (1.0, 3600.0), "Settled when the drift over "
-                                                "this window (the fridge's time constant or "
-                                                "longer) is small")] = 30.0,
-        settle_rel: Annotated[float, Param("", (0.0, 0.1), "Settled below this drift over the "
-                                           "window, relative to the temperature")] = 1e-3,
+        settle_window_s: Annotated[float, SETTLE_WINDOW] = 30.0,
+        settle_rel: Annotated[float, SETTLE_REL] = 1e-3,
         samples: Annotated[int, Param("", (1, 1000), "Readings per power")] = 5,
         sample_interval_s: Annotated[float, Param("s", (0.0, 600.0), "Time between "
                                                   "readings")] = 6.0,
@@ -84,15 +84,18 @@ def fridge_load(
         settle(power_w)
         state["settled_at"] = clock.now()
 
+    # A station interlock at or below the ceiling is the authority (its safe state turns the
+    # heater off, then it resumes or ends the run); the step's own ceiling is for stations
+    # without one.
+    station_ceiling = interlock_ceiling(lab)
+    guarded = station_ceiling is not None and station_ceiling <= max_temperature_k
+
     def settle(power_w: float) -> None:
         if settle_s == 0:
             return
 
         def ceiling(temperature: float) -> None:
-            if temperature > max_temperature_k:
-                run.checkpoint()  # a latched interlock acts first (and may resume the step)
-                temperature = float(cryostat.mxc_temperature.get())
-            if temperature > max_temperature_k:
+            if temperature > max_temperature_k and not guarded:
                 cryostat.heater_off()
                 raise FridgeTooWarm(
                     f"{STEP}: the mixing chamber reached {temperature * 1e3:.2f} mK at "

@@ -63,6 +63,7 @@ from hil.experiment import step
 from hil.parameters import ParameterError, check_value, role_range, settable_range, within
 from hil.plotting import save_series_plot
 from hil.results import Result
+from hil.settle import SETTLE_REL, SETTLE_WINDOW
 from hil.units import dbm_to_w
 
 STEP = "added_noise"
@@ -94,11 +95,8 @@ def added_noise(
                                            "Analyzer sweeps averaged per reading")] = 2500,
         settle_s: Annotated[float, Param("s", (0.0, 3600.0), "Longest wait at each power before "
                                          "its readings")] = 600.0,
-        settle_window_s: Annotated[float, Param("s", (1.0, 3600.0), "Settled when the mixing "
-                                                "chamber's drift over this window is "
-                                                "small")] = 30.0,
-        settle_rel: Annotated[float, Param("", (0.0, 0.1), "Settled below this drift over the "
-                                           "window, relative to the temperature")] = 1e-3,
+        settle_window_s: Annotated[float, SETTLE_WINDOW] = 30.0,
+        settle_rel: Annotated[float, SETTLE_REL] = 1e-3,
         monitor_averages: Annotated[int, MONITOR_AVERAGES] = 10) -> dict[str, Result]:
     """Output noise at f_m vs pump power -> n_int and the added noise n_add at the operating power.
 

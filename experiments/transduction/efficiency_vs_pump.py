@@ -83,6 +83,7 @@ from hil.analysis.transducer import conversion_efficiency, g0_from_cooperativity
 from hil.experiment import step
 from hil.plotting import save_series_plot
 from hil.results import Result
+from hil.settle import interlock_ceiling
 
 STEP = "efficiency_vs_pump"
 BIDIRECTIONAL = "bidirectional"
@@ -258,9 +259,7 @@ def _sweep_top(run, lab, vna, main, reference, priors, delta_p: float, c_top: fl
     low, high = power_range_w(laser)
     measured = dict(conversion_measured(vna, main, reference))
     cryostat = lab.roles.get("cryostat")
-    ceiling = min((spec.above for spec in lab.interlocks
-                   if spec.parameter == "mxc_temperature" and spec.above is not None),
-                  default=None)
+    ceiling = interlock_ceiling(lab)
     thermal = cryostat is not None and ceiling is not None and fridge_fraction > 0
     if thermal:
         base_k = float(cryostat.mxc_temperature.get())
