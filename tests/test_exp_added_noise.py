@@ -53,6 +53,7 @@ def test_added_noise_matches_the_twin(tmp_path, profile):
 @pytest.mark.parametrize("params, message", [
     ({"power_max_w": 0.03}, r"added_noise: power_max_w must be in \[3.16\d*e-05, 0.0199"),
     ({"readings": 1}, r"added_noise: readings must be an integer in \[2, 1000\]"),
+    ({"readings": 4, "min_readings": 5}, r"min_readings \(5\) must not exceed readings \(4\)"),
     ({"rbw_hz": 5e6}, r"added_noise: rbw_hz must be in \[1, 1e\+06\] Hz"),
     ({"esa_averages": 20_000}, r"added_noise: esa_averages must be an integer in \[1, 10000\]"),
 ])

@@ -2,8 +2,8 @@
 
 Pump off, the mixing-chamber (sample) heater is stepped through ``heater_powers_uw``; after each
 step the fridge is left to settle: the thermometer is read until its drift over
-``settle_window_s`` is below ``settle_rel`` of the temperature or lost in the readings' scatter
-(:func:`hil.settle.settle`; at most ``settle_s``), then it is read ``samples`` times,
+``settle_window_s`` is below ``settle_rel`` of the temperature (:func:`hil.settle.settle`; at
+most ``settle_s``), then it is read ``samples`` times,
 ``sample_interval_s`` apart. The steady temperatures
 against the heater's power readback are fitted with ``T = sqrt(T0^2 + P / a)``
 (:mod:`hil.analysis.cooling`). The heater is switched off at the end, also when the step fails.

@@ -11,8 +11,8 @@ efficiency_vs_pump), the bookkeeping of physics.md §1.5 gives the microwave mod
 n_int and the input-referred added noise, m->o ``n_int (1 - eta_m)/eta_m`` and o->m.
 
 Each power is held until the mixing chamber has settled under the pump's average load (its drift
-over ``settle_window_s`` below ``settle_rel`` of its temperature or lost in the readings' scatter,
-:func:`hil.settle.settle`; at most ``settle_s``); the mixing-chamber temperature is logged with
+over ``settle_window_s`` below ``settle_rel`` of its temperature, :func:`hil.settle.settle`; at
+most ``settle_s``); the mixing-chamber temperature is logged with
 every reading, since its thermal occupancy adds to n_int.
 
 Sequential stopping (lab time goes where the result needs it). The results are given at the
@@ -60,7 +60,7 @@ from hil.analysis.noise import internal_bath, output_occupancy
 from hil.analysis.transducer import Rates, s_element
 from hil.calibration import require
 from hil.experiment import step
-from hil.parameters import ParameterError, check_value, role_range, settable_range, within
+from hil.parameters import Check, ParameterError, check_value, role_range, settable_range, within
 from hil.plotting import save_series_plot
 from hil.results import Result
 from hil.settle import SETTLE_REL, SETTLE_WINDOW
@@ -69,7 +69,9 @@ from hil.units import dbm_to_w
 STEP = "added_noise"
 
 
-@step(needs=("efficiency_vs_pump",), valid_for_s=3600, checks=(POWER_ORDER,))
+@step(needs=("efficiency_vs_pump",), valid_for_s=3600, checks=(POWER_ORDER, Check(
+    lambda p: p["min_readings"] <= p["readings"],
+    "min_readings ({min_readings}) must not exceed readings ({readings})")))
 def added_noise(
         lab, run, *,
         powers: Annotated[int, POWERS] = 5,
@@ -158,8 +160,7 @@ def added_noise(
                 "psd_off": _marker(esa, "psd_off", f_m + offset, span)}
     if "cryostat" in lab.roles:
         measured["mxc_temperature"] = lab.cryostat.mxc_temperature
-    pairs = _Sequential(run, measured, operating, min_readings,
-                        n_add_rel, precision)
+    pairs = _Sequential(run, measured, operating, min_readings, n_add_rel, precision)
     setpoint = pump_setpoint(lab, settle_s, settle_window_s=settle_window_s,
                              settle_rel=settle_rel, after=pairs.new_power)
     data = run.sweep2d(STEP, setpoint, planned, pairs.reading, np.arange(readings),
