@@ -131,5 +131,5 @@ def _grid(start: float, stop: float, step: float, grid: float) -> np.ndarray:
     """Wavelengths from start to stop on the laser's own grid, so none is rounded away."""
     first = round(start / grid)
     stride = max(round(step / grid), 1)
-    count = int((stop - start) / (stride * grid)) + 1
+    count = int((stop - start) / (stride * grid) + 1e-9) + 1  # a whole span is not cut by rounding
     return (first + stride * np.arange(count)) * grid
