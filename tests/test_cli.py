@@ -135,7 +135,8 @@ def test_a_step_that_fails_mid_run_leaves_a_failed_file_with_its_traceback(tmp_p
     with h5py.File(out, "r") as f:
         assert f.attrs["status"] == "failed"
         assert "FitError" in f.attrs["traceback"]
-        assert f["optical_resonance_search"]["power"].shape == (201,)
+        # 0.02 nm at the search's step, two of the laser's 0.1 pm grid steps
+        assert f["optical_resonance_search"]["power"].shape == (101,)
 
 
 def test_realtime_runs_the_twin_on_the_wall_clock(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ from the twin's truth)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import yaml
 from transduction_support import Traffic, fill_priors, lab_and_run, station_file
@@ -52,6 +53,7 @@ def test_added_noise_matches_the_twin(tmp_path, profile):
 @pytest.mark.parametrize("params, message", [
     ({"power_max_w": 0.03}, r"added_noise: power_max_w must be in \[3.16\d*e-05, 0.0199"),
     ({"readings": 1}, r"added_noise: readings must be an integer in \[2, 1000\]"),
+    ({"readings": 4, "min_readings": 5}, r"min_readings \(5\) must not exceed readings \(4\)"),
     ({"rbw_hz": 5e6}, r"added_noise: rbw_hz must be in \[1, 1e\+06\] Hz"),
     ({"esa_averages": 20_000}, r"added_noise: esa_averages must be an integer in \[1, 10000\]"),
 ])
@@ -75,3 +77,33 @@ def test_a_station_without_the_amplifier_noise_temperature_is_refused(tmp_path):
         with pytest.raises(ValueError, match=r"added_noise: .* needs constants: hemt_noise_temp_k"):
             added_noise(lab, run)
         assert traffic.messages == []
+
+
+def test_averaging_stops_once_n_add_is_known_well_enough(tmp_path):
+    """Sequential stopping: at the operating power (the sweep's highest) reading pairs are taken
+    until n_add's standard error is below n_add_rel of it; the curve's other powers get
+    min_readings pairs. Pairs not taken are NaN in the file and cost no analyser time
+    (2 x esa_averages sweeps of 20 RBW at k span / RBW^2 each, hil.twin.lab)."""
+    params = {"readings": 40, "min_readings": 3, "n_add_rel": 0.05, "esa_averages": 1000,
+              "settle_s": 0.0}
+    with lab_and_run(tmp_path, "A") as (lab, run):
+        prior_results(run, lab)
+        before = lab.world.clock.now()
+        results = added_noise(lab, run, **params)
+        spent = lab.world.clock.now() - before
+    record = open_run(run.path)
+    taken = np.isfinite(record.steps["added_noise"]["psd_on"].values).sum(axis=1)
+    assert list(taken[:-1]) == [3] * (taken.size - 1)
+    assert 3 <= taken[-1] < 40
+    assert results["n_add"].stderr <= 0.05 * results["n_add"].value
+    assert [m for _, kind, m in record.events if kind == "averaging"]
+    pair_s = 2 * 1000 * lab.world.esa_sweep_time_s()
+    assert spent < (taken.sum() + 1) * pair_s + 60.0
+
+
+def test_n_add_rel_zero_takes_every_reading(tmp_path):
+    with lab_and_run(tmp_path, "A") as (lab, run):
+        prior_results(run, lab)
+        added_noise(lab, run, readings=4, n_add_rel=0.0, esa_averages=100, settle_s=0.0)
+    values = open_run(run.path).steps["added_noise"]["psd_on"].values
+    assert np.isfinite(values).all()

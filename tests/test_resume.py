@@ -37,7 +37,7 @@ from hil.store import open_run
 ROOT = Path(__file__).resolve().parent.parent
 
 SEARCH = "optical_resonance_search"
-SPAN = "optical_resonance.search_span_m=2e-9"  # 20001 search points: a few seconds
+SPAN = "optical_resonance.search_span_m=4e-9"  # 20001 search points at 0.2 pm: a few seconds
 
 
 def hil_child(*args: str) -> subprocess.Popen[str]:

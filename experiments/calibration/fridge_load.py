@@ -1,8 +1,10 @@
 """Fridge load: the mixing chamber's cooling power from a heat map (physics.md §3 (a), §1.6 item 6).
 
 Pump off, the mixing-chamber (sample) heater is stepped through ``heater_powers_uw``; after each
-step the fridge is left ``settle_s`` to settle (several of its time constants), then the
-thermometer is read ``samples`` times, ``sample_interval_s`` apart. The steady temperatures
+step the fridge is left to settle: the thermometer is read until its drift over
+``settle_window_s`` is below ``settle_rel`` of the temperature (:func:`hil.settle.settle`; at
+most ``settle_s``), then it is read ``samples`` times,
+``sample_interval_s`` apart. The steady temperatures
 against the heater's power readback are fitted with ``T = sqrt(T0^2 + P / a)``
 (:mod:`hil.analysis.cooling`). The heater is switched off at the end, also when the step fails.
 
@@ -12,7 +14,9 @@ controller's power readback where the two disagree (an event records it); the fi
 readback (``cryostat.heater_power``).
 
 Safety: while settling, the temperature is watched; above ``max_temperature_k`` the heater is
-switched off and the step stops (lower ``heater_powers_uw``).
+switched off and the step stops (lower ``heater_powers_uw``), unless the station has an interlock
+on the mixing chamber at or below that ceiling: it is then the authority (its safe state turns
+the heater off; it resumes or ends the run as the station says).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from hil.experiment import step
 from hil.parameters import Param, parse_list
 from hil.plotting import save_fit_plot
 from hil.results import Result
+from hil.settle import SETTLE_REL, SETTLE_WINDOW, interlock_ceiling
+from hil.settle import settle as settle_reading
 
 STEP = "fridge_load"
 
@@ -43,8 +49,10 @@ def fridge_load(
         heater_powers_uw: Annotated[str, Param("µW", (0.0, 1000.0), "Heater powers of the map "
                                                "(comma-separated)", each=True, count=3)
                                     ] = "0,1,3,10,30,100",
-        settle_s: Annotated[float, Param("s", (0.0, 7200.0), "Settling time at each "
-                                         "power")] = 180.0,
+        settle_s: Annotated[float, Param("s", (0.0, 7200.0), "Longest settling time at each "
+                                         "power")] = 600.0,
+        settle_window_s: Annotated[float, SETTLE_WINDOW] = 30.0,
+        settle_rel: Annotated[float, SETTLE_REL] = 1e-3,
         samples: Annotated[int, Param("", (1, 1000), "Readings per power")] = 5,
         sample_interval_s: Annotated[float, Param("s", (0.0, 600.0), "Time between "
                                                   "readings")] = 6.0,
@@ -63,7 +71,8 @@ def fridge_load(
     powers_uw = parse_list(heater_powers_uw)
     cryostat = lab.cryostat
     clock = clock_of(lab)
-    state = {"settled_at": clock.now()}
+    # The probe's small step scales the whole ladder: it settles 4x tighter.
+    state = {"settled_at": clock.now(), "levels": [], "rel": settle_rel / 4}
 
     def apply(power_w: float) -> None:
         assumed = cryostat.heater_resistance_ohm
@@ -75,20 +84,32 @@ def fridge_load(
         settle(power_w)
         state["settled_at"] = clock.now()
 
+    # A station interlock at or below the ceiling is the authority (its safe state turns the
+    # heater off, then it resumes or ends the run); the step's own ceiling is for stations
+    # without one.
+    station_ceiling = interlock_ceiling(lab)
+    guarded = station_ceiling is not None and station_ceiling <= max_temperature_k
+
     def settle(power_w: float) -> None:
-        end = clock.now() + settle_s
-        while True:
-            temperature = float(cryostat.mxc_temperature.get())
-            if temperature > max_temperature_k:
+        if settle_s == 0:
+            return
+
+        def ceiling(temperature: float) -> None:
+            if temperature > max_temperature_k and not guarded:
                 cryostat.heater_off()
                 raise FridgeTooWarm(
                     f"{STEP}: the mixing chamber reached {temperature * 1e3:.2f} mK at "
                     f"{power_w * 1e6:g} µW, above max_temperature_k = {max_temperature_k * 1e3:g} mK; "
                     f"heater switched off. Lower {STEP}.heater_powers_uw.")
-            left = end - clock.now()
-            if left <= 0:
-                return
-            wait(lab, min(left, 10.0))
+
+        done = settle_reading(lab, cryostat.mxc_temperature.get,
+                              rel=state["rel"], max_s=settle_s,
+                              interval_s=settle_window_s / 5, window=6, check=ceiling)
+        state["levels"].append(done.level)
+        if not done.settled:
+            run.event("settling", f"{STEP}: at {power_w * 1e6:g} µW the mixing chamber still "
+                                  f"drifted {done.change * 1e6:.1f} µK per {settle_window_s:g} s "
+                                  f"after {STEP}.settle_s = {settle_s:g} s")
 
     def dwell(elapsed_s: float) -> None:
         wait(lab, max(0.0, state["settled_at"] + elapsed_s - clock.now()))
@@ -100,7 +121,9 @@ def fridge_load(
     if "pump" in lab.roles:
         lab.pump.safe_state()  # absorbed pump light would add to the heater
     if top_fraction > 0:
-        powers_uw = _scaled_ladder(run, lab, apply, powers_uw, top_fraction * max_temperature_k)
+        powers_uw = _scaled_ladder(run, lab, apply, powers_uw, top_fraction * max_temperature_k,
+                                   state["levels"])
+    state["rel"] = settle_rel
     try:
         data = run.sweep2d(STEP, setpoint, [p * 1e-6 for p in powers_uw], sample_time,
                            sample_interval_s * np.arange(samples),
@@ -144,13 +167,16 @@ def fridge_load(
 
 
 
-def _scaled_ladder(run, lab, apply, powers_uw: list[float], target_k: float) -> list[float]:
+def _scaled_ladder(run, lab, apply, powers_uw: list[float], target_k: float,
+                   levels: list[float]) -> list[float]:
     """The heater ladder's shape scaled so its top heats the mixing chamber to ``target_k``.
 
     A probe at the ladder's smallest non-zero power, from the base temperature, gives a first
     estimate of the cooling coefficient a = P / (T^2 - T0^2) (physics.md §1.6 item 6); the top
     power is a (target^2 - T0^2). A weak fridge gets a low ladder, a strong one a high ladder,
-    and neither is taken past its limit.
+    and neither is taken past its limit. The two temperatures are the settled levels the settle
+    detection averaged (``levels``, appended by ``apply``) where it had them, else the probe's
+    readings.
     """
     cryostat = lab.cryostat
     probe_uw = min(p for p in powers_uw if p > 0)
@@ -162,7 +188,10 @@ def _scaled_ladder(run, lab, apply, powers_uw: list[float], target_k: float) -> 
                          description="fridge: probe of the cooling power")
     finally:
         cryostat.heater_off()
-    t0, t1 = (float(t) for t in base["mxc_temperature"])
+    readings = [float(t) for t in base["mxc_temperature"]]
+    found = levels[-2:] if len(levels) >= 2 else []
+    t0, t1 = (level if np.isfinite(level) else reading
+              for level, reading in zip(found or readings, readings, strict=True))
     p1 = float(base["heater_power"][1])
     if not t1 > t0:
         run.event("fridge_load", f"{STEP}: {probe_uw:g} µW did not warm the mixing chamber "

@@ -11,10 +11,19 @@ into the output occupancy N_m(f_m). With C at each power from efficiency_vs_pump
 efficiency_vs_pump), the bookkeeping of physics.md §1.5 gives the microwave mode's internal bath
 n_int and the input-referred added noise, m->o ``n_int (1 - eta_m)/eta_m`` and o->m.
 
-Each power is held ``settle_s`` (on the lab's clock) before its readings so the mixing chamber
-settles under the pump's average load; the mixing-chamber temperature is logged with every
-reading, since its thermal occupancy adds to n_int. The hot bath follows the pump's peak power
-(pulsed pump: the analyzer's noise is taken as gated to the pulses).
+Each power is held until the mixing chamber has settled under the pump's average load (its drift
+over ``settle_window_s`` below ``settle_rel`` of its temperature, :func:`hil.settle.settle`; at
+most ``settle_s``); the mixing-chamber temperature is logged with
+every reading, since its thermal occupancy adds to n_int.
+
+Sequential stopping (lab time goes where the result needs it). The results are given at the
+operating power: there, reading pairs are taken until n_add's standard error is below
+``n_add_rel`` of it (at least ``min_readings``, at most ``readings``); the other powers, which
+draw the curve n_add(P), get ``min_readings`` pairs. A reading pair not taken is stored as NaN
+(the run file keeps the planned grid) and an event says where the averaging stopped.
+
+The hot bath follows the pump's peak power (pulsed pump: the analyzer's noise is taken as gated
+to the pulses).
 """
 
 from __future__ import annotations
@@ -62,15 +71,18 @@ from hil.analysis.noise import internal_bath, output_occupancy
 from hil.analysis.transducer import Rates, s_element
 from hil.calibration import require
 from hil.experiment import step
-from hil.parameters import role_range, within
+from hil.parameters import Check, role_range, within
 from hil.plotting import save_series_plot
 from hil.results import Result
+from hil.settle import SETTLE_REL, SETTLE_WINDOW
 from hil.units import dbm_to_w
 
 STEP = "added_noise"
 
 
-@step(needs=("efficiency_vs_pump",), valid_for_s=3600, checks=(POWER_ORDER,))
+@step(needs=("efficiency_vs_pump",), valid_for_s=3600, checks=(POWER_ORDER, Check(
+    lambda p: p["min_readings"] <= p["readings"],
+    "min_readings ({min_readings}) must not exceed readings ({readings})")))
 def added_noise(
         lab, run, *,
         powers: Annotated[int, POWERS] = 5,
@@ -78,22 +90,30 @@ def added_noise(
         power_max_w: Annotated[float, POWER_MAX] = 0.0,
         operating_power_w: Annotated[float, LASER_POWER(
             "Laser power the results are given at", zero="the highest of the sweep")] = 0.0,
-        readings: Annotated[int, Param("", (2, 1000), "On/off-resonance reading pairs per "
-                                       "power")] = 8,
+        readings: Annotated[int, Param("", (2, 1000), "Most on/off-resonance reading pairs "
+                                       "per power")] = 32,
+        min_readings: Annotated[int, Param("", (2, 1000), "Fewest reading pairs per power (the "
+                                           "only ones away from the operating power)")] = 3,
+        n_add_rel: Annotated[float, Param("", (0.0, 1.0), "Stop averaging at the operating power "
+                                          "once n_add's relative error is below this",
+                                          zero="never: all readings")] = 0.03,
         off_resonance_offset_hz: Annotated[float, OFF_RESONANCE_OFFSET] = 0.0,
         rbw_hz: Annotated[float, ANALYZER_RBW] = 10e3,
         esa_points: Annotated[int, Param("", within(role_range("esa", "points"), 3),
                                          "Points per analyzer sweep")] = 21,
-        esa_averages: Annotated[int, ESA_AVERAGES] = 10_000,
-        settle_s: Annotated[float, Param("s", (0.0, 3600.0), "Wait at each power before its "
-                                         "readings")] = 150.0,
+        esa_averages: Annotated[int, ESA_AVERAGES] = 2500,
+        settle_s: Annotated[float, Param("s", (0.0, 3600.0), "Longest wait at each power before "
+                                         "its readings")] = 600.0,
+        settle_window_s: Annotated[float, SETTLE_WINDOW] = 30.0,
+        settle_rel: Annotated[float, SETTLE_REL] = 1e-3,
         monitor_averages: Annotated[int, MONITOR_AVERAGES] = 10) -> dict[str, Result]:
     """Output noise at f_m vs pump power -> n_int and the added noise n_add at the operating power.
 
     Laser powers (W, laser output): ``powers`` log-spaced from ``power_min_w`` to ``power_max_w``
     (0 = the laser's bound), plus ``operating_power_w`` (0 = the highest). Per power:
-    ``readings`` pairs of on/off-resonance noise-marker readings, each from its own
-    acquisition (``esa_points`` points over 20 RBW, ``esa_averages`` sweeps).
+    ``min_readings`` to ``readings`` pairs of on/off-resonance noise-marker readings (see the
+    module docs), each from its own acquisition (``esa_points`` points over 20 RBW,
+    ``esa_averages`` sweeps).
     """
     priors = load_priors(run)
     p_c1 = require(run, "efficiency_vs_pump", "p_c1_w")
@@ -117,28 +137,41 @@ def added_noise(
     start_pump(lab, wavelength, float(planned[0]), monitor_averages)
     pump = measure_pump_detuning(lab, run, STEP, priors, wavelength, float(planned[0]))
     delta_p, factor = pump.detuning_hz, pump.factor
-    reading = Parameter("reading", label="Reading", unit="", set_cmd=None, get_cmd=None)
+    c_rel = math.hypot((p_c1.stderr or 0.0) / p_c1.value, priors.rel_err.get("chip_per_monitor", 0.0),
+                       pump.factor_err / factor)
+
+    def precision(on, off, monitor) -> float:
+        """n_add's relative error at the operating power from the pairs taken so far."""
+        coop = float(on_chip_peak_w(np.mean(monitor), priors.chip_per_monitor, duty)) * factor / p_c1.value
+        row = _analyse(dbm_to_w(np.array(on)), dbm_to_w(np.array(off)), f_m, offset, t_n, coop,
+                       rates, -delta_p)
+        return _errors(row, coop, c_rel, rates, priors.rel_err, -delta_p)["n_add"] / abs(row["n_add"])
+
     measured = {"monitor_power": lab.monitor.power,
                 "psd_on": noise_marker(esa, "psd_on", f_m, span),
                 "psd_off": noise_marker(esa, "psd_off", f_m + offset, span)}
     if "cryostat" in lab.roles:
         measured["mxc_temperature"] = lab.cryostat.mxc_temperature
-    data = run.sweep2d(STEP, pump_setpoint(lab, settle_s), planned, reading, np.arange(readings),
-                       measured, description="added noise vs pump power")
+    pairs = _Sequential(run, measured, operating, min_readings, n_add_rel, precision)
+    setpoint = pump_setpoint(lab, settle_s, settle_window_s=settle_window_s,
+                             settle_rel=settle_rel, after=pairs.new_power)
+    data = run.sweep2d(STEP, setpoint, planned, pairs.reading, np.arange(readings),
+                       pairs.measured, description="added noise vs pump power")
     laser.safe_state()
 
     # -- analysis ------------------------------------------------------------------------------
-    chip_w = on_chip_peak_w(np.mean(data["monitor_power"], axis=1), priors.chip_per_monitor, duty)
+    chip_w = on_chip_peak_w(np.nanmean(data["monitor_power"], axis=1), priors.chip_per_monitor, duty)
     coop = chip_w * factor / p_c1.value
     n_line, warm_line = line_occupancy(run)
-    rows = [_analyse(dbm_to_w(data["psd_on"][i]), dbm_to_w(data["psd_off"][i]), f_m, offset, t_n,
-                     float(coop[i]), rates, -delta_p, n_line) for i in range(planned.size)]
+    taken = np.isfinite(data["psd_on"]) & np.isfinite(data["psd_off"])  # pairs not skipped
+    rows = [_analyse(dbm_to_w(data["psd_on"][i][taken[i]]), dbm_to_w(data["psd_off"][i][taken[i]]),
+                     f_m, offset, t_n, float(coop[i]), rates, -delta_p, n_line)
+            for i in range(planned.size)]
     i_op = int(np.argmin(np.abs(planned - operating)))
     op = rows[i_op]
-    c_rel = math.hypot((p_c1.stderr or 0.0) / p_c1.value, priors.rel_err.get("chip_per_monitor", 0.0),
-                       pump.factor_err / factor)
     err = _errors(op, float(coop[i_op]), c_rel, rates, priors.rel_err, -delta_p)
-    t_mc = (float(np.mean(data["mxc_temperature"][i_op])) if "mxc_temperature" in data else math.nan)
+    t_mc = (float(np.nanmean(data["mxc_temperature"][i_op])) if "mxc_temperature" in data
+            else math.nan)
     results = {
         "n_add": Result(op["n_add"], "", err["n_add"]),
         "n_add_o_to_m": Result(op["n_add_o_to_m"], "", err["n_add_o_to_m"]),
@@ -174,6 +207,64 @@ def added_noise(
               f"n_int = {op['n_int']:.3f} at {chip_w[i_op] * 1e3:.4g} mW, C = {coop[i_op]:.3f}\n"
               f"gain {10 * math.log10(op['gain']):.2f} dB (T_N = {t_n:g} K)"))
     return results
+
+
+class _Sequential:
+    """The reading pairs of one power, taken until the result is precise enough.
+
+    The sweep's inner setpoint is the pair's index; once a power's pairs suffice (see the module
+    docs) every measured parameter returns NaN without touching an instrument, so the rest of
+    the planned grid costs no lab time. Pairs are kept by index: a pair taken again after an
+    interlock trip replaces the one it repeats.
+    """
+
+    def __init__(self, run, measured: dict[str, Parameter], operating_w: float, least: int,
+                 target_rel: float, precision) -> None:
+        self._run = run
+        self._operating_w = operating_w
+        self._least = least
+        self._target = target_rel
+        self._precision = precision  # (on, off, monitor) -> relative error of n_add
+        self._power = math.nan
+        self._index = 0
+        self._done = False
+        self._taken: dict[str, dict[int, float]] = {name: {} for name in measured}
+        self.reading = Parameter("reading", label="Reading", unit="", set_cmd=self._next,
+                                 get_cmd=False)
+        self.measured = {name: Parameter(name, label=p.label, unit=p.unit, set_cmd=False,
+                                         get_cmd=self._reader(name, p))
+                         for name, p in measured.items()}
+
+    def new_power(self, watts: float) -> None:
+        if watts != self._power:
+            self._power, self._done = watts, False
+            for values in self._taken.values():
+                values.clear()
+
+    def _next(self, index: float) -> None:
+        self._index = int(index)
+        if self._done or self._index < self._least or self._target == 0:
+            return
+        if not math.isclose(self._power, self._operating_w, rel_tol=1e-9):
+            self._done = True  # a point of the curve: the fewest pairs
+            return
+        on, off, monitor = (list(self._taken[k].values()) for k in
+                            ("psd_on", "psd_off", "monitor_power"))
+        rel = self._precision(on, off, monitor)
+        if rel <= self._target:
+            self._done = True
+            self._run.event("averaging", f"{STEP}: n_add known to {rel:.1%} after {len(on)} "
+                                         f"reading pairs at {self._power * 1e3:.4g} mW; the "
+                                         f"remaining pairs not taken")
+
+    def _reader(self, name: str, parameter: Parameter):
+        def read() -> float:
+            if self._done:
+                return math.nan
+            value = float(parameter.get())
+            self._taken[name][self._index] = value
+            return value
+        return read
 
 
 def _analyse(psd_on, psd_off, f_m: float, offset: float, t_n: float, coop: float, rates: Rates,

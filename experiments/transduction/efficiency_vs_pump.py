@@ -16,6 +16,16 @@ origin gives ``P_C1 = 1/k`` and ``g0 = sqrt(k kappa_o kappa_m / (4 n_p/P))`` wit
 ``n_p/P = 4 kappa_ex / (hbar w kappa^2)`` in rad/s (physics.md §1.1). ``eta_max = eta_o eta_m``
 (the efficiency at C = 1) comes from the resonance steps' linewidths.
 
+The sweep's top (unless ``power_max_w`` says otherwise) comes from probes, never from the
+laser's maximum by default: conversion spectra from the laser's low end up, 8x at a time, until
+C is measurable (0.05) or the middle of the range (log scale) is reached, give C at a probe,
+so the laser power at C = ``c_top`` is ``c_top P_probe / C_probe`` (C is linear in the pump,
+physics.md §1.3); and with a cryostat, the mixing chamber settled
+under the probe's average load gives the pump power at which it would reach ``fridge_fraction``
+of the station's mixing-chamber interlock (``T^2 - T0^2`` grows linearly with the absorbed
+power, physics.md §1.6 item 6). The top is the smallest of the two and the laser's maximum;
+an event says which bound it.
+
 At the operating power (unless ``operating_power_w`` says otherwise: the laser power at C = 1
 from the sweep's own P_C1, within the laser's range on this station, never its maximum by
 default) the four traces are taken again with more averaging and recorded as the
@@ -62,6 +72,7 @@ from experiments.transduction.pump import (
     on_grid,
     one_laser_power,
     power_for_c1,
+    power_range_w,
     pump_setpoint,
     start_pump,
 )
@@ -73,9 +84,12 @@ from hil.analysis.transducer import conversion_efficiency, g0_from_cooperativity
 from hil.experiment import step
 from hil.plotting import save_series_plot
 from hil.results import Result
+from hil.settle import interlock_ceiling
 
 STEP = "efficiency_vs_pump"
 BIDIRECTIONAL = "bidirectional"
+PROBE_STEP = 8.0  # the probes' power ratio
+PROBE_C = 0.05  # a probe's C this high is measured well enough to scale from
 
 
 @step(needs=("optical_resonance", "microwave_resonance", "pump_calibration"), valid_for_s=3600,
@@ -95,6 +109,11 @@ def efficiency_vs_pump(
         if_bandwidth_hz: Annotated[float, VNA_IF_BANDWIDTH] = 10.0,
         vna_power_dbm: Annotated[float, VNA_POWER] = 0.0,
         averages: Annotated[int, VNA_AVERAGES] = 1,
+        c_top: Annotated[float, Param("", (1.0, 1000.0), "The sweep reaches this cooperativity "
+                                      "(from a probe) when the laser and fridge allow")] = 3.0,
+        fridge_fraction: Annotated[float, Param("", (0.0, 1.0), "The sweep's top keeps the mixing "
+                                                "chamber below this fraction of its interlock",
+                                                zero="no thermal bound")] = 0.8,
         operating_averages: Annotated[int, Param("", (1, 10_000), "VNA sweeps averaged at the "
                                                  "operating power")] = 8,
         monitor_averages: Annotated[int, MONITOR_AVERAGES] = 10) -> dict[str, Result]:
@@ -111,7 +130,6 @@ def efficiency_vs_pump(
     priors = load_priors(run)
     duty = duty_cycle(STEP, lab)
     laser = lab.pump
-    planned = laser_powers(laser, powers, power_min_w, power_max_w)
     rates = priors.rates
     vna, main, reference = conversion_windows(
         STEP, lab, priors, span_linewidths=span_linewidths, points=points,
@@ -121,13 +139,17 @@ def efficiency_vs_pump(
     check_wavelength(STEP, lab, wavelength)
 
     # -- the lab -------------------------------------------------------------------------------
-    start_pump(lab, wavelength, float(planned[0]), monitor_averages)
-    pump = measure_pump_detuning(lab, run, STEP, priors, wavelength, float(planned[0]))
+    low_w = laser_powers(laser, 1, 0.0, power_min_w or power_range_w(laser)[0])[0]
+    start_pump(lab, wavelength, float(low_w), monitor_averages)
+    pump = measure_pump_detuning(lab, run, STEP, priors, wavelength, float(low_w))
     delta_p, factor = pump.detuning_hz, pump.factor
     run.event("pump", f"{STEP}: pump at {wavelength * 1e9:.4f} nm, Delta_p/2pi = {delta_p / 1e6:+.3f} "
                       f"MHz from the dip depth ({pump.from_wavelengths_hz / 1e6:+.3f} MHz from the "
                       f"wavelengths), C factor {factor:.4f}")
     vna.setup()
+    top_w = power_max_w or _sweep_top(run, lab, vna, main, reference, priors, delta_p, c_top,
+                                      fridge_fraction)
+    planned = laser_powers(laser, powers, power_min_w, top_w)
     setpoint = pump_setpoint(lab)
     data = run.sweep(STEP, setpoint, planned,
                      {"monitor_power": lab.monitor.power, **conversion_measured(vna, main, reference)},
@@ -190,7 +212,7 @@ def efficiency_vs_pump(
 
     # -- the bidirectional calibration at the operating power --------------------------------
     operating = (one_laser_power(laser, operating_power_w) if operating_power_w else
-                 power_for_c1(run, STEP, laser, planned, chip_w * factor, k))
+                 power_for_c1(run, STEP, laser, planned, chip_w * factor, k, float(planned.max())))
     vna.set_averages(operating_averages)
     point = run.sweep(BIDIRECTIONAL, pump_setpoint(lab), [operating],
                       {"monitor_power": lab.monitor.power, **conversion_measured(vna, main, reference)},
@@ -228,6 +250,49 @@ def efficiency_vs_pump(
         note=(f"η_tot(f_m) = {eta_total:.4f} ± {eta_total_err:.4f}\n"
               f"P_chip = {operating_chip_w * 1e3:.4g} mW peak"))
     return results
+
+
+def _sweep_top(run, lab, vna, main, reference, priors, delta_p: float, c_top: float,
+               fridge_fraction: float) -> float:
+    """The sweep's highest laser power: C = ``c_top`` from a probe, within the fridge's and the
+    laser's limits (see the module docs)."""
+    laser = lab.pump
+    low, high = power_range_w(laser)
+    measured = dict(conversion_measured(vna, main, reference))
+    cryostat = lab.roles.get("cryostat")
+    ceiling = interlock_ceiling(lab)
+    thermal = cryostat is not None and ceiling is not None and fridge_fraction > 0
+    if thermal:
+        base_k = float(cryostat.mxc_temperature.get())
+        measured["mxc_temperature"] = cryostat.mxc_temperature
+    setpoint = pump_setpoint(lab, 600.0 if thermal else 0.0, settle_window_s=10.0, settle_rel=1e-3)
+    bounds = {"the laser's maximum": high}
+    # Probes from the laser's low end up, 8x at a time, until C is measurable (>= 0.05), the
+    # middle of the range is reached, or the next probe could heat the fridge past its bound.
+    probe_w, c_probe, attempt = low, 0.0, 0
+    while True:
+        group = f"{STEP}_probe" + (f"{attempt}" if attempt else "")
+        data = run.sweep(group, setpoint, [probe_w], measured,
+                         description="efficiency: probe for the sweep's top")
+        c_probe = conversion_spectra(data, main, reference, priors, delta_p)[0].cooperativity
+        if c_probe > 0:
+            bounds[f"C = {c_top:g}"] = c_top * probe_w / c_probe
+        if thermal:
+            rise = float(data["mxc_temperature"][0]) ** 2 - base_k ** 2
+            limit = (fridge_fraction * ceiling) ** 2 - base_k ** 2
+            if rise > 0 and limit > 0:
+                bounds[f"the mixing chamber at {fridge_fraction * ceiling * 1e3:.3g} mK"] = (
+                    probe_w * limit / rise)
+        if (c_probe >= PROBE_C or PROBE_STEP * probe_w > min(bounds.values())
+                or probe_w >= math.sqrt(low * high)):
+            break
+        probe_w *= PROBE_STEP
+        attempt += 1
+    why = min(bounds, key=bounds.get)
+    top = max(min(bounds.values()), low)
+    run.event("operating_point", f"{STEP}: probe at {probe_w * 1e3:.4g} mW: C = {c_probe:.3g}; "
+                                 f"sweep up to {top * 1e3:.4g} mW ({why})")
+    return top
 
 
 def spectrum_shape(spectra) -> str | None:

@@ -10,6 +10,7 @@ cycle from the station's ``constants: pump_duty_cycle`` (:func:`on_chip_peak_w`)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from qcodes.parameters import Parameter
@@ -18,6 +19,7 @@ from qcodes.validators import Numbers
 from hil.calibration import MissingCalibration
 from hil.clock import wait
 from hil.parameters import ParameterError, check_value, settable_range
+from hil.settle import settle
 from hil.units import dbm_to_w
 
 
@@ -77,13 +79,24 @@ def on_chip_peak_w(monitor_w, chip_per_monitor: float | None, duty: float):
     return np.asarray(monitor_w, dtype=float) / duty * chip_per_monitor
 
 
-def pump_setpoint(lab, settle_s: float = 0.0) -> Parameter:
-    """The sweep's setpoint: the laser's output power (W), then ``settle_s`` on the lab's clock."""
+def pump_setpoint(lab, settle_s: float = 0.0, *, settle_window_s: float = 0.0,
+                  settle_rel: float = 0.0, after: Callable[[float], None] | None = None) -> Parameter:
+    """The sweep's setpoint: the laser's output power (W), then a wait on the lab's clock.
+
+    With ``settle_window_s`` and a cryostat, the wait lasts until the mixing chamber has settled
+    under the new load (:func:`hil.settle.settle`, at most ``settle_s``); otherwise ``settle_s``.
+    ``after(watts)`` is called once the power is set."""
     laser = lab.pump
+    cryostat = lab.roles.get("cryostat") if settle_window_s else None
 
     def set_power(watts: float) -> None:
         laser.power(watts)
-        if settle_s > 0:
+        if after is not None:
+            after(watts)
+        if settle_s > 0 and cryostat is not None:
+            settle(lab, cryostat.mxc_temperature.get, rel=settle_rel, max_s=settle_s,
+                   interval_s=settle_window_s / 5, window=6)
+        elif settle_s > 0:
             wait(lab, settle_s)
 
     return Parameter("laser_power", label="Laser output power", unit="W", set_cmd=set_power,
@@ -113,19 +126,23 @@ def finish(lab) -> None:
             lab.roles[role].safe_state()
 
 
-def power_for_c1(run, step: str, laser, laser_w, chip_w, k_per_w: float) -> float:
+def power_for_c1(run, step: str, laser, laser_w, chip_w, k_per_w: float,
+                 highest_w: float | None = None) -> float:
     """The laser power at C = 1 (``C = k P_chip``) from a sweep's laser setpoints and on-chip
-    powers, inside the laser's range on this station; an event says when C = 1 is out of reach."""
+    powers, inside the laser's range on this station (and below ``highest_w``, e.g. what the
+    fridge allows); an event says when C = 1 is out of reach."""
     laser_w = np.asarray(laser_w, dtype=float)
     chip_w = np.asarray(chip_w, dtype=float)
     chip_per_laser = float(np.sum(chip_w * laser_w) / np.sum(laser_w ** 2))
     wanted = 1.0 / (k_per_w * chip_per_laser)
     low, high = power_range_w(laser)
+    if highest_w is not None:
+        high = max(min(high, highest_w), low)
     chosen = min(max(wanted, low), high)
     if chosen != wanted:
         run.event("operating_point", f"{step}: C = 1 needs {wanted * 1e3:.4g} mW from the laser, "
-                                     f"outside its range [{low * 1e3:.4g}, {high * 1e3:.4g}] mW on "
-                                     f"this station; operating at {chosen * 1e3:.4g} mW "
+                                     f"outside the range [{low * 1e3:.4g}, {high * 1e3:.4g}] mW the "
+                                     f"laser and the fridge allow; operating at {chosen * 1e3:.4g} mW "
                                      f"(C = {chosen / wanted:.3g})")
     return chosen
 
