@@ -21,6 +21,7 @@ the heater off; it resumes or ends the run as the station says).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import numpy as np
@@ -41,6 +42,16 @@ STEP = "fridge_load"
 
 class FridgeTooWarm(RuntimeError):
     """The heat map took the mixing chamber above the step's ceiling."""
+
+
+@dataclass
+class _Settling:
+    """Where the heater ladder's settling stands: when the last level settled, the settled
+    temperatures so far, and the drift criterion in force (tighter for the probe)."""
+
+    settled_at: float
+    rel: float
+    levels: list[float] = field(default_factory=list)
 
 
 @step(valid_for_s=7 * 24 * 3600)
@@ -72,7 +83,7 @@ def fridge_load(
     cryostat = lab.cryostat
     clock = clock_of(lab)
     # The probe's small step scales the whole ladder: it settles 4x tighter.
-    state = {"settled_at": clock.now(), "levels": [], "rel": settle_rel / 4}
+    state = _Settling(settled_at=clock.now(), rel=settle_rel / 4)
 
     def apply(power_w: float) -> None:
         assumed = cryostat.heater_resistance_ohm
@@ -82,7 +93,7 @@ def fridge_load(
                                 f"from the request: heater resistance taken as "
                                 f"{cryostat.heater_resistance_ohm:.4g} Ohm, not {assumed:.4g} Ohm")
         settle(power_w)
-        state["settled_at"] = clock.now()
+        state.settled_at = clock.now()
 
     # A station interlock at or below the ceiling is the authority (its safe state turns the
     # heater off, then it resumes or ends the run); the step's own ceiling is for stations
@@ -103,16 +114,16 @@ def fridge_load(
                     f"heater switched off. Lower {STEP}.heater_powers_uw.")
 
         done = settle_reading(lab, cryostat.mxc_temperature.get,
-                              rel=state["rel"], max_s=settle_s,
+                              rel=state.rel, max_s=settle_s,
                               interval_s=settle_window_s / 5, window=6, check=ceiling)
-        state["levels"].append(done.level)
+        state.levels.append(done.level)
         if not done.settled:
             run.event("settling", f"{STEP}: at {power_w * 1e6:g} µW the mixing chamber still "
                                   f"drifted {done.change * 1e6:.1f} µK per {settle_window_s:g} s "
                                   f"after {STEP}.settle_s = {settle_s:g} s")
 
     def dwell(elapsed_s: float) -> None:
-        wait(lab, max(0.0, state["settled_at"] + elapsed_s - clock.now()))
+        wait(lab, max(0.0, state.settled_at + elapsed_s - clock.now()))
 
     setpoint = Parameter("heater_setpoint", label="Requested heater power", unit="W",
                          set_cmd=apply, get_cmd=False)
@@ -122,8 +133,8 @@ def fridge_load(
         lab.pump.safe_state()  # absorbed pump light would add to the heater
     if top_fraction > 0:
         powers_uw = _scaled_ladder(run, lab, apply, powers_uw, top_fraction * max_temperature_k,
-                                   state["levels"])
-    state["rel"] = settle_rel
+                                   state.levels)
+    state.rel = settle_rel
     try:
         data = run.sweep2d(STEP, setpoint, [p * 1e-6 for p in powers_uw], sample_time,
                            sample_interval_s * np.arange(samples),

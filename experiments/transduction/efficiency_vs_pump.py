@@ -262,7 +262,9 @@ def _sweep_top(run, lab, vna, main, reference, priors, delta_p: float, c_top: fl
     cryostat = lab.roles.get("cryostat")
     ceiling = interlock_ceiling(lab)
     thermal = cryostat is not None and ceiling is not None and fridge_fraction > 0
+    base_k = math.nan
     if thermal:
+        assert cryostat is not None and ceiling is not None  # (thermal says so)
         base_k = float(cryostat.mxc_temperature.get())
         measured["mxc_temperature"] = cryostat.mxc_temperature
     setpoint = pump_setpoint(lab, 600.0 if thermal else 0.0, settle_window_s=10.0, settle_rel=1e-3)
@@ -277,7 +279,7 @@ def _sweep_top(run, lab, vna, main, reference, priors, delta_p: float, c_top: fl
         c_probe = conversion_spectra(data, main, reference, priors, delta_p)[0].cooperativity
         if c_probe > 0:
             bounds[f"C = {c_top:g}"] = c_top * probe_w / c_probe
-        if thermal:
+        if thermal and ceiling is not None:
             rise = float(data["mxc_temperature"][0]) ** 2 - base_k ** 2
             limit = (fridge_fraction * ceiling) ** 2 - base_k ** 2
             if rise > 0 and limit > 0:
@@ -288,7 +290,7 @@ def _sweep_top(run, lab, vna, main, reference, priors, delta_p: float, c_top: fl
             break
         probe_w *= PROBE_STEP
         attempt += 1
-    why = min(bounds, key=bounds.get)
+    why = min(bounds, key=lambda name: bounds[name])
     top = max(min(bounds.values()), low)
     run.event("operating_point", f"{STEP}: probe at {probe_w * 1e3:.4g} mW: C = {c_probe:.3g}; "
                                  f"sweep up to {top * 1e3:.4g} mW ({why})")
