@@ -13,10 +13,11 @@ from experiments.calibration.line_noise import line_noise
 from experiments.calibration.microwave_resonance import microwave_resonance
 from experiments.calibration.optical_resonance import optical_resonance
 from experiments.calibration.pump_calibration import pump_calibration
-from experiments.calibration.triple_resonance import hold_bias, triple_resonance
+from experiments.calibration.triple_resonance import triple_resonance
 from experiments.transduction.added_noise import added_noise
 from experiments.transduction.conversion_bandwidth import conversion_bandwidth
 from experiments.transduction.efficiency_vs_pump import efficiency_vs_pump
+from experiments.transduction.tuning import hold_bias
 from hil.calibration import order
 
 

@@ -11,7 +11,8 @@ import pytest
 from scipy.constants import Boltzmann, Planck
 from transduction_support import fill_priors, lab_and_run
 
-from experiments.calibration.line_noise import line_noise, line_occupancy
+from experiments.calibration.line_noise import line_noise
+from experiments.transduction.tuning import line_occupancy
 from hil.analysis.input_line import line_bound, thermal_occupancy
 from hil.analysis.transducer import Rates
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from transduction_support import fill_priors, lab_and_run
 
-from experiments.calibration.triple_resonance import hold_bias, triple_resonance
+from experiments.calibration.triple_resonance import triple_resonance
+from experiments.transduction.tuning import hold_bias
 from hil.analysis.mismatch import bias_line, lorentzian, mismatch_from_scan
 from hil.results import Result
 from hil.store import open_run

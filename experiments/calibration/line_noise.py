@@ -9,9 +9,10 @@ the ratio of the pair gives ``n_0 - n_line`` in photons through the same chain, 
 chamber's temperature, read with them, bounds the mode's pump-off bath from below
 (:mod:`hil.analysis.input_line`): ``n_line >= n_th(f_m, T_mc) - (n_0 - n_line)``.
 
-added_noise takes that bound as the line's occupancy (:func:`line_occupancy`) and, when it is
-above zero by more than its error, marks what it reports: a line warmer than the fridge's
-bath makes n_add a lower bound (the mode's own pump-off bath may sit above the fridge's).
+added_noise takes that bound as the line's occupancy
+(:func:`experiments.transduction.tuning.line_occupancy`) and, when it is above zero by more than
+its error, marks what it reports: a line warmer than the fridge's bath makes n_add a lower bound
+(the mode's own pump-off bath may sit above the fridge's).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from experiments.transduction.noise_readings import (
     setup_analyzer,
 )
 from experiments.transduction.priors import load_priors
-from hil.analysis.checks import SIGMAS
 from hil.analysis.input_line import line_bound
 from hil.experiment import step
 from hil.parameters import Param, ParameterError, role_range, within
@@ -94,17 +94,3 @@ def line_noise(
         note=f"n_0 - n_line = {bound.excess:+.4f} ± {bound.excess_err:.4f}\n"
              f"n_line >= {bound.n_line_min:.4f} (T_mc = {t_mc * 1e3:.1f} mK)")
     return results
-
-
-def line_occupancy(run) -> tuple[float, str | None]:
-    """The line's occupancy added_noise assumes (line_noise's bound, 0 without it) and, when
-    the bound shows a warm line, why what it computes is then a lower bound."""
-    found = run.results.get(STEP, {}).get("n_line_min")
-    if found is None:
-        return 0.0, None
-    n_line, err = found.value, found.stderr or 0.0
-    if n_line <= SIGMAS * err:
-        return 0.0, None
-    return n_line, (f"microwave input line warmer than the mode's bath: n_line >= {n_line:.3f} "
-                    f"+- {err:.3f} from the pump-off noise dip (line_noise); corrected for that "
-                    f"bound, a lower bound if the mode's pump-off bath is above the fridge's")

@@ -15,7 +15,7 @@ this station; each voltage set is scanned again (up to ``max_steps``) until the 
 the tolerance. The bias stays on at that voltage for the rest of the run (the runner's end-of-run
 safe state turns it off and to 0 V); it is left off when no tuning was needed. Without a ``bias``
 role the step only measures, and a mismatch above the tolerance is marked suspect, which the
-transduction steps carry onto what it biases (:func:`untuned_mismatch`).
+transduction steps carry onto what it biases (:func:`experiments.transduction.tuning.untuned_mismatch`).
 """
 
 from __future__ import annotations
@@ -211,20 +211,3 @@ def _tune(bias, scan, scans: list[tuple[float, MismatchFit]], tolerance: float,
         return line, (f"nulling it needs {line.null_v:.1f} V, outside the bias source's limits "
                       f"[{v_low:g}, {v_high:g}] V on this station")
     return line, f"the bias did not null it in {max_steps} settings"
-
-
-def hold_bias(lab, run) -> None:
-    """Put this run's tuned bias on the crystal: a calibration reused from an earlier run finds
-    the source in its end-of-run safe state (off, 0 V)."""
-    bias = lab.roles.get("bias")
-    tuned = run.results.get(STEP, {}).get("bias_v")
-    if bias is None or tuned is None or tuned.value == 0:
-        return
-    bias.voltage(tuned.value)
-    bias.enable_output()
-
-
-def untuned_mismatch(run) -> str | None:
-    """Why this run's results carry a triple-resonance mismatch (None: nulled, or not measured)."""
-    residual = run.results.get(STEP, {}).get("residual_mismatch_hz")
-    return residual.suspect if residual is not None else None

@@ -34,7 +34,6 @@ from typing import Annotated
 import numpy as np
 from qcodes.parameters import Parameter
 
-from experiments.calibration.line_noise import line_occupancy
 from experiments.transduction.noise_readings import (
     ANALYZER_RBW,
     ESA_AVERAGES,
@@ -65,6 +64,7 @@ from experiments.transduction.pump import (
     start_pump,
 )
 from experiments.transduction.pump_detuning import measure_pump_detuning
+from experiments.transduction.tuning import line_occupancy
 from hil.analysis.checks import flag_all, precise
 from hil.analysis.noise import added_noise as added_noise_of
 from hil.analysis.noise import internal_bath, output_occupancy

@@ -18,7 +18,6 @@ from typing import Annotated
 
 import numpy as np
 
-from experiments.calibration.triple_resonance import untuned_mismatch
 from experiments.transduction.params import (
     MONITOR_AVERAGES,
     PUMP_POWER,
@@ -39,6 +38,7 @@ from experiments.transduction.pump import (
     start_pump,
 )
 from experiments.transduction.pump_detuning import measure_pump_detuning
+from experiments.transduction.tuning import untuned_mismatch
 from experiments.transduction.vna import Vna, Window
 from hil.analysis.bandwidth import fit_conversion_spectrum, fwhm
 from hil.analysis.checks import agree, flag_all, residual_structure

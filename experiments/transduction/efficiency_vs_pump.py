@@ -39,7 +39,6 @@ from typing import Annotated
 
 import numpy as np
 
-from experiments.calibration.triple_resonance import untuned_mismatch
 from experiments.transduction.coupling import (
     OVER,
     correct_optical_resonance,
@@ -77,6 +76,7 @@ from experiments.transduction.pump import (
     start_pump,
 )
 from experiments.transduction.pump_detuning import measure_pump_detuning
+from experiments.transduction.tuning import untuned_mismatch
 from experiments.transduction.vna import conversion_measured, conversion_spectra, conversion_windows
 from hil.analysis.checks import SIGMAS, agree, fit_quality, flag_all, not_above, runs_z
 from hil.analysis.efficiency import fit_slope
