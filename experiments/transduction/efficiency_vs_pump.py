@@ -78,7 +78,7 @@ from hil.analysis.pumped_mode import fit_pump_dependence
 from hil.analysis.transducer import conversion_efficiency, g0_from_cooperativity_slope
 from hil.experiment import step
 from hil.plotting import save_series_plot
-from hil.results import Result
+from hil.results import FitError, Result
 
 STEP = "efficiency_vs_pump"
 BIDIRECTIONAL = "bidirectional"
@@ -149,12 +149,7 @@ def efficiency_vs_pump(
         correct_optical_resonance(run, regime)
     priors = regime.priors
     spectra, slope = regime.spectra, regime.slope
-    law = fit_pump_dependence(chip_w, *np.array([
-        (p.fit.rates.kappa_m_hz, p.fit.kappa_m_err, p.fit.delta_m_hz, p.fit.delta_m_err)
-        for p in spectra]).T)
-    run.event("pumped_mode", f"{STEP}: under the pump kappa_m rises by {law.loss_hz / 1e3:.4g} kHz "
-                             f"and f_m falls by {law.shift_hz / 1e3:.4g} kHz per W^{law.exponent:.2f} "
-                             f"on chip (physics.md §1.2)")
+    law = _pump_law(run, chip_w, spectra)
     k = slope.slope
     k_rel = math.hypot(slope.stderr / k, pump.factor_err / factor,
                        priors.rel_err.get("chip_per_monitor", 0.0))
@@ -176,10 +171,14 @@ def efficiency_vs_pump(
         "c_fit_chi2_reduced": Result(slope.chi2_reduced, "", None),
         "c_reached": Result(c_reached, ""),
         "eta_max_extrapolated": Result(extrapolated(c_reached), ""),
-        "kappa_m_pump_loss_hz": Result(law.loss_hz, "Hz", law.loss_err),
-        "f_m_pump_shift_hz": Result(law.shift_hz, "Hz", law.shift_err),
-        "pump_loss_exponent": Result(law.exponent, "", _finite(law.exponent_err)),
     }
+    if law is not None:
+        results.update({
+            "kappa_m_pump_loss_hz": Result(law.loss_hz, "Hz", law.loss_err),
+            "f_m_pump_shift_hz": Result(law.shift_hz, "Hz", law.shift_err),
+            "pump_loss_exponent": Result(law.exponent, "", _finite(law.exponent_err)),
+        })
+
     dof = max(len(spectra) - 1, 1)
     flag_all(results, ("g0_hz", "p_c1_w"), fit_quality(slope.chi2_reduced, dof, "C = P / P_C1"),
              spectrum_shape(spectra))
@@ -187,9 +186,10 @@ def efficiency_vs_pump(
              regime.verdict.reason("optical coupling regime (dip depth alone is symmetric in "
                                    "kappa_o_ex <-> kappa_o_0)"))
     flag_all(results, ("g0_hz", "p_c1_w"), priors.doubt())
-    flag_all(results, PUMP_LAW, fit_quality(law.chi2_reduced, max(2 * len(spectra) - 5, 1),
-                                            "kappa_m, f_m = pump-off + b P^gamma"),
-             priors.doubt("kappa_m_hz", "kappa_m_ex_hz"))
+    if law is not None:
+        flag_all(results, PUMP_LAW, fit_quality(law.chi2_reduced, max(2 * len(spectra) - 5, 1),
+                                                "kappa_m, f_m = pump-off + b P^gamma"),
+                 priors.doubt("kappa_m_hz", "kappa_m_ex_hz"))
     flag_all(results, ("eta_max",), priors.doubt(*LINEWIDTHS))
     run.record_results(STEP, results)
 
@@ -226,8 +226,8 @@ def efficiency_vs_pump(
         "cooperativity": Result(spectrum.cooperativity, "", spectrum.cooperativity_err),
         "laser_power_w": Result(float(operating), "W"),
         # the microwave mode as this pump leaves it (pump-induced loss and shift, §1.2)
-        "kappa_m_hz": Result(spectrum.fit.rates.kappa_m_hz, "Hz", spectrum.fit.kappa_m_err),
-        "f_m_hz": Result(priors.f_m_hz + spectrum.fit.delta_m_hz, "Hz", spectrum.fit.delta_m_err),
+        "kappa_m_hz": Result(spectrum.mode.rates.kappa_m_hz, "Hz", spectrum.mode.kappa_m_err),
+        "f_m_hz": Result(priors.f_m_hz + spectrum.mode.delta_m_hz, "Hz", spectrum.mode.delta_m_err),
     }
     # The physics across steps: eta_total <= eta_max (4C/(1+C)^2 <= 1), and the C of this
     # spectrum against the C the sweep's slope predicts at this pump power (physics.md §1.3).
@@ -272,6 +272,24 @@ def _cooperativity_slope(spectra, pump_w):
     detuning factor): C = k P."""
     coop, coop_err = np.array([p.cooperativity_rest for p in spectra]).T
     return spectra, fit_slope(pump_w, coop, coop_err)
+
+
+def _pump_law(run, chip_w, spectra):
+    """The power law of the pumped microwave mode over the sweep (physics.md §1.2), or None with
+    an event when the sweep has too few powers to fit it (later steps then assume the pump-off
+    mode)."""
+    try:
+        law = fit_pump_dependence(chip_w, *np.array([
+            (p.mode.rates.kappa_m_hz, p.mode.kappa_m_err, p.mode.delta_m_hz, p.mode.delta_m_err)
+            for p in spectra]).T)
+    except FitError as exc:
+        run.event("pumped_mode", f"{STEP}: the pump's effect on the microwave mode is not measured "
+                                 f"({exc}); later steps assume the pump-off kappa_m and f_m")
+        return None
+    run.event("pumped_mode", f"{STEP}: under the pump kappa_m rises by {law.loss_hz / 1e3:.4g} kHz "
+                             f"and f_m falls by {law.shift_hz / 1e3:.4g} kHz per W^{law.exponent:.2f} "
+                             f"on chip (physics.md §1.2)")
+    return law
 
 
 def _finite(value: float) -> float | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from scipy.constants import c as SPEED_OF_LIGHT
 
-from hil.analysis.checks import built_on
+from hil.analysis.checks import SIGMAS, built_on
 from hil.analysis.transducer import Rates
 from hil.calibration import require
 from hil.results import Result
@@ -105,10 +105,11 @@ class PumpedMode:
 def pumped_mode(run, priors: Priors, power_w: float) -> PumpedMode:
     """The microwave mode at ``power_w`` on chip: ``kappa_m,0 + b_k P^gamma`` and
     ``-b_f P^gamma`` (physics.md §1.2) with the law efficiency_vs_pump measured in this run; the
-    pump-off mode (and a note) when this run has no such measurement."""
+    pump-off mode when this run has no such measurement or it found no change."""
     found = getattr(run, "results", {}).get("efficiency_vs_pump", {})
-    if not all(name in found for name in PUMP_LAW):
-        return PumpedMode(power_w, priors.rates, 0.0)
+    if not all(name in found for name in PUMP_LAW) or not any(
+            abs(found[n].value) > SIGMAS * (found[n].stderr or 0.0) for n in PUMP_LAW[:2]):
+        return PumpedMode(power_w, priors.rates, 0.0)  # no measured change: the pump-off mode
     loss, shift, gamma = (float(found[name].value) for name in PUMP_LAW)
     x = max(power_w, 0.0) ** gamma
     rates = replace(priors.rates, kappa_m_hz=max(priors.rates.kappa_m_hz + loss * x,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hil.analysis.checks import SIGMAS
 from hil.analysis.efficiency import (
     CooperativityFit,
     bidirectional_efficiency,
@@ -33,6 +34,8 @@ class ConversionPoint:
     eta: np.ndarray             # |S21 S12| / (G11 G22): on-chip |S_oe|^2 (physics.md §1.8)
     fit: CooperativityFit
     gain_rel_err: float         # relative error of eta from the two reference gains
+    mode: CooperativityFit | None = None  # the pumped-mode fit, where S11 was taken (kept in
+                                          # ``fit`` only where the pump moved the mode)
 
     @property
     def cooperativity(self) -> float:
@@ -80,10 +83,21 @@ def conversion_point(s21, s12, s11_ref, s22_ref, offsets_hz, ref_offsets_hz, rat
         eta = bidirectional_efficiency(s21, s12, g11, g22)
         fit = fit_cooperativity(offsets, eta, rates, delta_o, start=start if i == 0 else cooperativity)
         if s11 is not None:
-            fit = fit_pumped_mode(offsets, eta, np.asarray(s11, dtype=float) / g11, rates, delta_o,
-                                  start_c=fit.cooperativity)
+            pumped = fit_pumped_mode(offsets, eta, np.asarray(s11, dtype=float) / g11, rates, delta_o,
+                                     start_c=fit.cooperativity)
+            if moved(pumped, rates):
+                fit = pumped
+        else:
+            pumped = None
         cooperativity, mode, delta_m = fit.cooperativity, fit.rates, fit.delta_m_hz
-    return ConversionPoint(offsets, eta, fit, math.hypot(e11 / g11, e22 / g22))
+    return ConversionPoint(offsets, eta, fit, math.hypot(e11 / g11, e22 / g22), pumped)
+
+
+def moved(fit: CooperativityFit, rates: Rates) -> bool:
+    """Has the pump moved the microwave mode: kappa_m or f_m off the pump-off values by more than
+    SIGMAS standard errors? Where it has not, the pump-off mode stays (its C is the sharper)."""
+    return (abs(fit.rates.kappa_m_hz - rates.kappa_m_hz) > SIGMAS * (fit.kappa_m_err or 0.0)
+            or abs(fit.delta_m_hz) > SIGMAS * (fit.delta_m_err or 0.0))
 
 
 def conversion_points(data: dict[str, np.ndarray], offsets_hz, ref_offsets_hz, rates: Rates,
