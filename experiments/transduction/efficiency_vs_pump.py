@@ -136,19 +136,27 @@ def efficiency_vs_pump(
     vna.setup()
     setpoint = pump_setpoint(lab)
     data = run.sweep(STEP, setpoint, planned,
-                     {"monitor_power": lab.monitor.power, **conversion_measured(vna, main, reference,
-                                                                             pumped_mode=True)},
+                     {"monitor_power": lab.monitor.power, **conversion_measured(vna, main, reference)},
                      description="efficiency vs pump power")
+    # The microwave mode as each pump leaves it: S11 across the resonance at the same powers
+    # (a pass of its own, so the conversion traces are taken as without it).
+    data["s11"] = run.sweep(f"{STEP}_reflection", pump_setpoint(lab), planned,
+                            vna.traces(main, "S11", "s11"),
+                            description="microwave reflection under the pump")["s11"]
 
     # -- analysis ------------------------------------------------------------------------------
     chip_w = on_chip_peak_w(data["monitor_power"], priors.chip_per_monitor, duty)
+    # The optical root is chosen with the pump-off microwave mode (a free pumped mode could
+    # absorb the wrong root's eta_o); then the pumped mode is fitted with the chosen root.
+    conversion = {name: trace for name, trace in data.items() if name != "s11"}
     regime = resolve_coupling(priors, lambda p: _cooperativity_slope(
-        conversion_spectra(data, main, reference, p, delta_p), chip_w * factor))
+        conversion_spectra(conversion, main, reference, p, delta_p), chip_w * factor))
     if regime.changed:
         run.event("coupling", f"{STEP}: {regime.note}")
         correct_optical_resonance(run, regime)
     priors = regime.priors
-    spectra, slope = regime.spectra, regime.slope
+    spectra, slope = _cooperativity_slope(conversion_spectra(data, main, reference, priors, delta_p),
+                                          chip_w * factor)
     law = _pump_law(run, chip_w, spectra)
     k = slope.slope
     k_rel = math.hypot(slope.stderr / k, pump.factor_err / factor,
