@@ -1,6 +1,8 @@
 """What the calibration-step tests share: the two twin stations, running steps, spying on traffic.
 
-Profile A is ``stations/twin.yaml``. Profile B (physics.md §4) is written beside the test: the
+Profile A is ``stations/twin_ideal.yaml`` (every imperfection off: these tests compare each
+step with the ideal formulas; the default station's effects are tested end to end in
+tests/test_twin_realistic.py). Profile B (physics.md §4) is written beside the test: the
 same instruments, ``twin: {profile: B, seed: 1}`` plus any extra twin keys, and the constants
 that match Profile B's lines (CW pump: duty cycle 1; tap 1 %; HEMT 4 K).
 """
@@ -23,7 +25,7 @@ from hil.station import Lab, load_lab
 from hil.store import RunWriter
 
 ROOT = Path(__file__).resolve().parent.parent
-STATION_A = ROOT / "stations" / "twin.yaml"
+STATION_A = ROOT / "stations" / "twin_ideal.yaml"
 
 
 def station_b(tmp_path: Path, twin: Mapping[str, Any] | None = None,

@@ -1,6 +1,7 @@
 """The chain on devices unlike Profile A (issue: results a lab can trust).
 
-Each test station is stations/twin.yaml with one imperfection in its ``twin:`` section. On each,
+Each test station is stations/twin_ideal.yaml (Profile A with every effect off) with one
+imperfection in its ``twin:`` section, so each station has exactly the one the test names. On each,
 every result is either within the issue's bound of the twin's input parameters (the truth:
 kappa_o, kappa_o_ex, kappa_m, f_m, g0, P_C1, eta_max, eta_total within 5 %, n_add within 20 %)
 or marked suspect with a reason naming the cause; never a clean value outside those bounds.
@@ -24,7 +25,7 @@ from hil.store import open_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: name -> (twin: sections, constants:, steps:) added to stations/twin.yaml
+#: name -> (twin: sections, constants:, steps:) added to stations/twin_ideal.yaml
 DEVICES = {
     # kappa_o_ex 17.5 of 25 MHz: the same dip depth as Profile A's 7.5 (T_min = 0.16)
     "over_coupled": ({"transducer": {"kappa_o_ex_hz": 17.5e6}}, {}, {}),
@@ -75,7 +76,7 @@ WITHOUT = {"mismatch_no_bias": ("bias",)}
 
 def device_station(folder: Path, name: str) -> Path:
     twin, constants, steps = DEVICES[name]
-    data = yaml.safe_load((ROOT / "stations" / "twin.yaml").read_text())
+    data = yaml.safe_load((ROOT / "stations" / "twin_ideal.yaml").read_text())
     for role in WITHOUT.get(name, ()):
         del data["instruments"][data["roles"].pop(role)]
     for section, values in twin.items():

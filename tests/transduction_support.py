@@ -22,11 +22,13 @@ from hil.station import Lab, load_lab
 from hil.store import RunWriter
 
 ROOT = Path(__file__).resolve().parent.parent
-TWIN = ROOT / "stations" / "twin.yaml"
+# the ideal lab: these tests compare each step with the ideal formulas (the default station's
+# effects are tested end to end in tests/test_twin_realistic.py)
+TWIN = ROOT / "stations" / "twin_ideal.yaml"
 
 
 def station_file(tmp_path: Path, profile: str = "A", **twin_sections) -> Path:
-    """stations/twin.yaml for ``profile`` (B: CW pump, ``pump_duty_cycle: 1.0``), with extra
+    """stations/twin_ideal.yaml for ``profile`` (B: CW pump, ``pump_duty_cycle: 1.0``), with extra
     ``twin:`` sections merged in (e.g. ``noise={"n_line": 0.0}``)."""
     data = yaml.safe_load(TWIN.read_text())
     data["twin"] = {"seed": 1, "profile": profile, **data.get("twin", {})}

@@ -8,8 +8,10 @@ noise temperature of the station (``constants: hemt_noise_temp_k``, from a Y-fac
 off-resonance density into the output chain's gain; the same gain turns the on-resonance density
 into the output occupancy N_m(f_m). With C at each power from efficiency_vs_pump
 (``C = P L / P_C1``, L the pump-detuning factor measured from the through port's dip as in
-efficiency_vs_pump), the bookkeeping of physics.md §1.5 gives the microwave mode's internal bath
-n_int and the input-referred added noise, m->o ``n_int (1 - eta_m)/eta_m`` and o->m.
+efficiency_vs_pump, scaled by kappa_m,0 / kappa_m(P)) and the microwave mode's pump-induced
+loss and shift from efficiency_vs_pump's power law (physics.md §1.2), the bookkeeping of
+physics.md §1.5 gives the microwave mode's internal bath n_int and the input-referred added
+noise, m->o ``n_int (1 - eta_m)/eta_m`` and o->m.
 
 Each power is held until the mixing chamber has settled under the pump's average load (its drift
 over ``settle_window_s`` below ``settle_rel`` of its temperature, :func:`hil.settle.settle`; at
@@ -52,7 +54,7 @@ from experiments.transduction.params import (
     POWERS,
     Param,
 )
-from experiments.transduction.priors import LINEWIDTHS, load_priors
+from experiments.transduction.priors import LINEWIDTHS, load_priors, pumped_mode
 from experiments.transduction.pump import (
     check_wavelength,
     duty_cycle,
@@ -161,15 +163,21 @@ def added_noise(
 
     # -- analysis ------------------------------------------------------------------------------
     chip_w = on_chip_peak_w(np.nanmean(data["monitor_power"], axis=1), priors.chip_per_monitor, duty)
-    coop = chip_w * factor / p_c1.value
+    # the microwave mode as each pump leaves it (efficiency_vs_pump's power law, physics.md §1.2);
+    # C = P L / P_C1 holds for the pump-off linewidth, C kappa_m(P) = C_rest kappa_m,0
+    modes = [pumped_mode(run, priors, float(p)) for p in chip_w]
+    coop = np.array([p * factor / p_c1.value * rates.kappa_m_hz / m.rates.kappa_m_hz
+                     for p, m in zip(chip_w, modes, strict=True)])
     n_line, warm_line = line_occupancy(run)
     taken = np.isfinite(data["psd_on"]) & np.isfinite(data["psd_off"])  # pairs not skipped
     rows = [_analyse(dbm_to_w(data["psd_on"][i][taken[i]]), dbm_to_w(data["psd_off"][i][taken[i]]),
-                     f_m, offset, t_n, float(coop[i]), rates, -delta_p, n_line)
+                     f_m, offset, t_n, float(coop[i]), modes[i].rates, -delta_p, modes[i].delta_m_hz,
+                     n_line)
             for i in range(planned.size)]
     i_op = int(np.argmin(np.abs(planned - operating)))
     op = rows[i_op]
-    err = _errors(op, float(coop[i_op]), c_rel, rates, priors.rel_err, -delta_p)
+    err = _errors(op, float(coop[i_op]), c_rel, modes[i_op].rates, priors.rel_err, -delta_p,
+                  modes[i_op].delta_m_hz)
     t_mc = (float(np.nanmean(data["mxc_temperature"][i_op])) if "mxc_temperature" in data
             else math.nan)
     results = {
@@ -190,7 +198,7 @@ def added_noise(
         op["n_add"], err["n_add"], 0.1, "n_add", f"raise {STEP}.readings or esa_averages"))
     flag_all(results, ("n_add", "n_add_o_to_m", "n_int"), warm_line)
     flag_all(results, tuple(results), priors.doubt(*LINEWIDTHS), p_c1.suspect and (
-        f"built on suspect efficiency_vs_pump.p_c1_w ({p_c1.suspect})"))
+        f"built on suspect efficiency_vs_pump.p_c1_w ({p_c1.suspect})"), modes[i_op].suspect)
     run.record_results(STEP, results)
 
     n_add = np.array([r["n_add"] for r in rows])
@@ -268,29 +276,33 @@ class _Sequential:
 
 
 def _analyse(psd_on, psd_off, f_m: float, offset: float, t_n: float, coop: float, rates: Rates,
-             delta_o: float, n_line: float = 0.0) -> dict[str, float]:
-    """One power's readings -> N_m, gain, n_int, n_add (the off-resonance occupancy: the line
-    the device reflects there and its own tail, computed with the n_int found: two passes)."""
-    n_int = 0.0
-    reflected = abs(complex(s_element("m_ex", "m_ex", offset, coop, rates, delta_o))) ** 2
+             delta_o: float, delta_m: float = 0.0, n_line: float = 0.0) -> dict[str, float]:
+    """One power's readings -> N_m, gain, n_int, n_add (the off-resonance occupancy: the line the
+    device reflects there and its own tail, computed with the n_int found: two passes). In the
+    frame of the pumped mode (``delta_m`` from the pump-off f_m) the readings sit at ``-delta_m``
+    and ``offset - delta_m``, the signal mode at ``delta_o - delta_m``."""
+    n_int, d_o = 0.0, delta_o - delta_m
+    reflected = abs(complex(s_element("m_ex", "m_ex", offset - delta_m, coop, rates, d_o))) ** 2
     for _ in range(2):
-        n_off = (n_int * abs(complex(s_element("m_ex", "m_0", offset, coop, rates, delta_o))) ** 2
+        n_off = (n_int * abs(complex(s_element("m_ex", "m_0", offset - delta_m, coop, rates, d_o))) ** 2
                  + n_line * reflected)
         out = output_occupancy(psd_on, psd_off, f_m, f_m + offset, t_n, n_off)
-        n_int = internal_bath(out.n_out, coop, rates, delta_o, n_line=n_line)
+        n_int = internal_bath(out.n_out, coop, rates, d_o, offset_hz=-delta_m, n_line=n_line)
     return {"n_out": out.n_out, "n_out_err": out.n_out_err, "gain": out.gain, "gain_err": out.gain_err,
-            "n_int": n_int, "n_add": added_noise_of("m->o", n_int, coop, rates, delta_o),
-            "n_add_o_to_m": added_noise_of("o->m", n_int, coop, rates, delta_o)}
+            "n_int": n_int, "n_add": added_noise_of("m->o", n_int, coop, rates, d_o, -delta_m),
+            "n_add_o_to_m": added_noise_of("o->m", n_int, coop, rates, d_o, -delta_m)}
 
 
 def _errors(row: dict[str, float], coop: float, c_rel: float, rates: Rates, rel: dict[str, float],
-            delta_o: float) -> dict[str, float]:
+            delta_o: float, delta_m: float = 0.0) -> dict[str, float]:
     """Standard errors of n_int and n_add: the readings' scatter, C, and the microwave rates
     (each varied by its standard error; contributions added in quadrature)."""
+    d_o = delta_o - delta_m
+
     def derived(n_out: float, c: float, r: Rates) -> dict[str, float]:
-        n_int = internal_bath(n_out, c, r, delta_o)
-        return {"n_int": n_int, "n_add": added_noise_of("m->o", n_int, c, r, delta_o),
-                "n_add_o_to_m": added_noise_of("o->m", n_int, c, r, delta_o)}
+        n_int = internal_bath(n_out, c, r, d_o, offset_hz=-delta_m)
+        return {"n_int": n_int, "n_add": added_noise_of("m->o", n_int, c, r, d_o, -delta_m),
+                "n_add_o_to_m": added_noise_of("o->m", n_int, c, r, d_o, -delta_m)}
 
     base = derived(row["n_out"], coop, rates)
     bumps = [derived(row["n_out"] + row["n_out_err"], coop, rates),

@@ -3,8 +3,10 @@
 For kappa_o >> kappa_m the conversion spectrum is a Lorentzian of width kappa_m (1 + C); with
 comparable linewidths (Profile A: kappa_o/kappa_m = 2.5) it is not, and above C ~ 1.5 the
 normal modes split it in two. So the trace is fitted with the full model of the spectrum
-(C free, the linewidths from the resonance steps, path gain and noise bias free;
-:func:`hil.analysis.bandwidth.fit_conversion_spectrum`) and the bandwidth is the model's FWHM:
+(C free; the linewidths from the resonance steps, with the microwave mode's pump-induced loss
+and shift at this pump power from efficiency_vs_pump's power law, physics.md §1.2; path gain
+and noise bias free; :func:`hil.analysis.bandwidth.fit_conversion_spectrum`) and the bandwidth
+is the model's FWHM:
 a search trace over ``search_span_linewidths`` microwave linewidths finds the peak and a rough
 width, then a fine trace over ``fine_span_widths`` of those widths (more averaging) is fitted.
 ``bandwidth_crossings_hz`` keeps the width between the outermost half-maximum crossings as a
@@ -26,7 +28,7 @@ from experiments.transduction.params import (
     VNA_POWER,
     Param,
 )
-from experiments.transduction.priors import LINEWIDTHS, load_priors
+from experiments.transduction.priors import LINEWIDTHS, load_priors, pumped_mode
 from experiments.transduction.pump import (
     check_wavelength,
     duty_cycle,
@@ -105,11 +107,13 @@ def conversion_bandwidth(
     freqs = fine.frequencies()
     power_trace = data["s21"][0] ** 2
     width = fwhm(freqs, power_trace)
+    chip_w = float(on_chip_peak_w(data["monitor_power"][0], priors.chip_per_monitor, duty))
+    mode = pumped_mode(run, priors, chip_w)
     try:
-        model = fit_conversion_spectrum(freqs - f_m, power_trace, priors.rates, -pump.detuning_hz)
+        model = fit_conversion_spectrum(freqs - f_m, power_trace, mode.rates, -pump.detuning_hz,
+                                        mode.delta_m_hz)
     except FitError as exc:
         raise FitError(f"{STEP}: the conversion spectrum did not fit the model ({exc})") from None
-    chip_w = float(on_chip_peak_w(data["monitor_power"][0], priors.chip_per_monitor, duty))
     results = {
         "bandwidth_hz": Result(model.fwhm, "Hz", model.fwhm_err),
         "bandwidth_crossings_hz": Result(width.fwhm, "Hz", width.fwhm_err),
@@ -125,7 +129,7 @@ def conversion_bandwidth(
                                 "mismatch or a wrong pump detuning moves the peak)"),
              agree(width.fwhm, width.fwhm_err, model.fwhm, model.fwhm_err,
                    "bandwidth between the half-maximum crossings vs the model's", rel_tol=0.1),
-             priors.doubt(*LINEWIDTHS))
+             priors.doubt(*LINEWIDTHS), mode.suspect)
     flag_all(results, ("pump_power_w",), priors.doubt("chip_per_monitor"))
     flag_all(results, ("bandwidth_hz",), untuned_mismatch(run))
     run.record_results(STEP, results)
@@ -140,7 +144,7 @@ def conversion_bandwidth(
         xlabel=f"probe offset from f_m = {f_m / 1e9:.6f} GHz (MHz)", ylabel="|S21|² (normalised)",
         title="Conversion bandwidth",
         note=(f"FWHM/2π = {width.fwhm / 1e6:.4f} ± {width.fwhm_err / 1e6:.4f} MHz\n"
-              f"κm/2π = {priors.rates.kappa_m_hz / 1e6:.3f} MHz\n"
+              f"κm/2π = {mode.rates.kappa_m_hz / 1e6:.3f} MHz under the pump\n"
               f"P_chip = {chip_w * 1e3:.4g} mW peak"))
     return results
 

@@ -7,12 +7,18 @@ from the through port's dip depth at the pump wavelength (see ``measure_pump_det
 accounted for: C(Delta_p) = C(0)/(1 + 4 Delta_p^2/kappa_p^2), and the signal mode sits at
 -Delta_p in the probe's frame (triple resonance assumed: signal mode = pump mode + f_m).
 
-At each log-spaced pump power the VNA takes S21 (M->O) and S12 (O->M) across the microwave
+At each log-spaced pump power the VNA takes S21 (M->O), S12 (O->M) and S11 across the microwave
 resonance and S11, S22 off resonance, where the device reflects (nearly) fully;
 ``eta(w) = |S21 S12| / |S11 S22|`` is then the on-chip conversion spectrum with every path gain
-divided out. Each spectrum gives C (amplitude at low C, shape near and above C = 1, where
-4C/(1 + C)^2 is flat); the monitor tap gives the on-chip peak power P; ``C = k L P`` through the
-origin gives ``P_C1 = 1/k`` and ``g0 = sqrt(k kappa_o kappa_m / (4 n_p/P))`` with
+divided out. Each spectrum and the reflection beside it give C (amplitude at low C, shape near
+and above C = 1, where 4C/(1 + C)^2 is flat) and the microwave mode as that pump leaves it: the
+absorbed pump raises its loss and lowers its frequency (physics.md §1.2;
+:mod:`hil.analysis.pumped_mode`), so kappa_m and f_m are measured at every power and their
+power law ``kappa_m,0 + b_k P^gamma``, ``f_m - b_f P^gamma`` is recorded for the later steps.
+The monitor tap gives the on-chip peak power P; ``C kappa_m(P) / kappa_m,0 = k L P`` (C with the
+pump-off linewidth, whose growth with P the loss does not bend) through the origin gives
+``P_C1 = 1/k`` (the pump at C = 1 for the pump-off linewidth) and
+``g0 = sqrt(k kappa_o kappa_m / (4 n_p/P))`` with
 ``n_p/P = 4 kappa_ex / (hbar w kappa^2)`` in rad/s (physics.md §1.1). ``eta_max = eta_o eta_m``
 (the efficiency at C = 1) comes from the resonance steps' linewidths.
 
@@ -61,7 +67,7 @@ from experiments.transduction.params import (
     VNA_POWER,
     Param,
 )
-from experiments.transduction.priors import LINEWIDTHS, eta_max_with_error, load_priors
+from experiments.transduction.priors import LINEWIDTHS, PUMP_LAW, eta_max_with_error, load_priors
 from experiments.transduction.pump import (
     check_wavelength,
     duty_cycle,
@@ -80,10 +86,11 @@ from experiments.transduction.tuning import untuned_mismatch
 from experiments.transduction.vna import conversion_measured, conversion_spectra, conversion_windows
 from hil.analysis.checks import SIGMAS, agree, fit_quality, flag_all, not_above, runs_z
 from hil.analysis.efficiency import fit_slope
+from hil.analysis.pumped_mode import fit_pump_dependence
 from hil.analysis.transducer import conversion_efficiency, g0_from_cooperativity_slope
 from hil.experiment import step
 from hil.plotting import save_series_plot
-from hil.results import Result
+from hil.results import FitError, Result
 from hil.settle import interlock_ceiling
 
 STEP = "efficiency_vs_pump"
@@ -154,16 +161,26 @@ def efficiency_vs_pump(
     data = run.sweep(STEP, setpoint, planned,
                      {"monitor_power": lab.monitor.power, **conversion_measured(vna, main, reference)},
                      description="efficiency vs pump power")
+    # The microwave mode as each pump leaves it: S11 across the resonance at the same powers
+    # (a pass of its own, so the conversion traces are taken as without it).
+    data["s11"] = run.sweep(f"{STEP}_reflection", pump_setpoint(lab), planned,
+                            vna.traces(main, "S11", "s11"),
+                            description="microwave reflection under the pump")["s11"]
 
     # -- analysis ------------------------------------------------------------------------------
     chip_w = on_chip_peak_w(data["monitor_power"], priors.chip_per_monitor, duty)
+    # The optical root is chosen with the pump-off microwave mode (a free pumped mode could
+    # absorb the wrong root's eta_o); then the pumped mode is fitted with the chosen root.
+    conversion = {name: trace for name, trace in data.items() if name != "s11"}
     regime = resolve_coupling(priors, lambda p: _cooperativity_slope(
-        conversion_spectra(data, main, reference, p, delta_p), chip_w * factor))
+        conversion_spectra(conversion, main, reference, p, delta_p), chip_w * factor))
     if regime.changed:
         run.event("coupling", f"{STEP}: {regime.note}")
         correct_optical_resonance(run, regime)
     priors = regime.priors
-    spectra, slope = regime.spectra, regime.slope
+    spectra, slope = _cooperativity_slope(conversion_spectra(data, main, reference, priors, delta_p),
+                                          chip_w * factor)
+    law = _pump_law(run, chip_w, spectra)
     k = slope.slope
     k_rel = math.hypot(slope.stderr / k, pump.factor_err / factor,
                        priors.rel_err.get("chip_per_monitor", 0.0))
@@ -186,6 +203,13 @@ def efficiency_vs_pump(
         "c_reached": Result(c_reached, ""),
         "eta_max_extrapolated": Result(extrapolated(c_reached), ""),
     }
+    if law is not None:
+        results.update({
+            "kappa_m_pump_loss_hz": Result(law.loss_hz, "Hz", law.loss_err),
+            "f_m_pump_shift_hz": Result(law.shift_hz, "Hz", law.shift_err),
+            "pump_loss_exponent": Result(law.exponent, "", _finite(law.exponent_err)),
+        })
+
     dof = max(len(spectra) - 1, 1)
     flag_all(results, ("g0_hz", "p_c1_w"), fit_quality(slope.chi2_reduced, dof, "C = P / P_C1"),
              spectrum_shape(spectra))
@@ -193,6 +217,10 @@ def efficiency_vs_pump(
              regime.verdict.reason("optical coupling regime (dip depth alone is symmetric in "
                                    "kappa_o_ex <-> kappa_o_0)"))
     flag_all(results, ("g0_hz", "p_c1_w"), priors.doubt(), untuned_mismatch(run))
+    if law is not None:
+        flag_all(results, PUMP_LAW, fit_quality(law.chi2_reduced, max(2 * len(spectra) - 5, 1),
+                                                "kappa_m, f_m = pump-off + b P^gamma"),
+                 priors.doubt("kappa_m_hz", "kappa_m_ex_hz"))
     flag_all(results, ("eta_max",), priors.doubt(*LINEWIDTHS))
     run.record_results(STEP, results)
 
@@ -215,10 +243,13 @@ def efficiency_vs_pump(
                  power_for_c1(run, STEP, laser, planned, chip_w * factor, k, float(planned.max())))
     vna.set_averages(operating_averages)
     point = run.sweep(BIDIRECTIONAL, pump_setpoint(lab), [operating],
-                      {"monitor_power": lab.monitor.power, **conversion_measured(vna, main, reference)},
+                      {"monitor_power": lab.monitor.power, **conversion_measured(vna, main, reference,
+                                                                             pumped_mode=True)},
                       description="bidirectional calibration")
     finish(lab)
     spectrum = conversion_spectra(point, main, reference, priors, delta_p)[0]
+    if spectrum.mode is None:  # S11 was taken with it (pumped_mode=True): never expected
+        raise FitError(f"{BIDIRECTIONAL}: no pumped-mode fit at the operating power")
     eta_total, eta_total_err = spectrum.eta_at_f_m()
     operating_chip_w = float(on_chip_peak_w(point["monitor_power"][0], priors.chip_per_monitor, duty))
     bidirectional = {
@@ -227,15 +258,19 @@ def efficiency_vs_pump(
             "chip_per_monitor", 0.0)),
         "cooperativity": Result(spectrum.cooperativity, "", spectrum.cooperativity_err),
         "laser_power_w": Result(float(operating), "W"),
+        # the microwave mode as this pump leaves it (pump-induced loss and shift, §1.2)
+        "kappa_m_hz": Result(spectrum.mode.rates.kappa_m_hz, "Hz", spectrum.mode.kappa_m_err),
+        "f_m_hz": Result(priors.f_m_hz + spectrum.mode.delta_m_hz, "Hz", spectrum.mode.delta_m_err),
     }
     # The physics across steps: eta_total <= eta_max (4C/(1+C)^2 <= 1), and the C of this
     # spectrum against the C the sweep's slope predicts at this pump power (physics.md §1.3).
     predicted_c = k * factor * operating_chip_w
+    c_rest, c_rest_err = spectrum.cooperativity_rest
     flag_all(bidirectional, ("eta_total",), not_above(
         eta_total, eta_total_err, eta_max, eta_max_err, "eta_total", "eta_max = eta_o eta_m"))
     flag_all(bidirectional, ("cooperativity",), agree(
-        spectrum.cooperativity, spectrum.cooperativity_err, predicted_c, predicted_c * k_rel,
-        "C at the operating power vs C = P / P_C1 from the sweep"))
+        c_rest, c_rest_err, predicted_c, predicted_c * k_rel,
+        "C (with the pump-off kappa_m) at the operating power vs C = P / P_C1 from the sweep"))
     flag_all(bidirectional, ("pump_power_w",), priors.doubt("chip_per_monitor"))
     flag_all(bidirectional, ("cooperativity",), priors.doubt(*LINEWIDTHS))
     run.record_results(BIDIRECTIONAL, bidirectional)
@@ -310,7 +345,30 @@ def spectrum_shape(spectra) -> str | None:
 
 
 def _cooperativity_slope(spectra, pump_w):
-    """The spectra's C against the on-chip pump (times the detuning factor): C = k P."""
-    coop = np.array([p.cooperativity for p in spectra])
-    coop_err = np.array([p.cooperativity_err for p in spectra])
+    """The spectra's C with the pump-off linewidth (``C kappa_m(P) / kappa_m,0``, which the
+    pump's loss on the microwave mode does not bend) against the on-chip pump (times the
+    detuning factor): C = k P."""
+    coop, coop_err = np.array([p.cooperativity_rest for p in spectra]).T
     return spectra, fit_slope(pump_w, coop, coop_err)
+
+
+def _pump_law(run, chip_w, spectra):
+    """The power law of the pumped microwave mode over the sweep (physics.md §1.2), or None with
+    an event when the sweep has too few powers to fit it (later steps then assume the pump-off
+    mode)."""
+    try:
+        law = fit_pump_dependence(chip_w, *np.array([
+            (p.mode.rates.kappa_m_hz, p.mode.kappa_m_err, p.mode.delta_m_hz, p.mode.delta_m_err)
+            for p in spectra]).T)
+    except FitError as exc:
+        run.event("pumped_mode", f"{STEP}: the pump's effect on the microwave mode is not measured "
+                                 f"({exc}); later steps assume the pump-off kappa_m and f_m")
+        return None
+    run.event("pumped_mode", f"{STEP}: under the pump kappa_m rises by {law.loss_hz / 1e3:.4g} kHz "
+                             f"and f_m falls by {law.shift_hz / 1e3:.4g} kHz per W^{law.exponent:.2f} "
+                             f"on chip (physics.md §1.2)")
+    return law
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None

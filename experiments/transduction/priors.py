@@ -7,11 +7,11 @@ this run, or raises a clear MissingCalibration naming what to run first.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from scipy.constants import c as SPEED_OF_LIGHT
 
-from hil.analysis.checks import built_on
+from hil.analysis.checks import SIGMAS, built_on
 from hil.analysis.transducer import Rates
 from hil.calibration import require
 from hil.results import Result
@@ -85,3 +85,35 @@ def eta_max_with_error(priors: Priors) -> tuple[float, float]:
                     + r["kappa_m_ex_hz"] ** 2)
     value = priors.rates.eta_o * priors.rates.eta_m
     return value, value * rel
+
+
+#: efficiency_vs_pump's power law of the pumped microwave mode (physics.md §1.2).
+PUMP_LAW = ("kappa_m_pump_loss_hz", "f_m_pump_shift_hz", "pump_loss_exponent")
+
+
+@dataclass(frozen=True)
+class PumpedMode:
+    """The microwave mode under a pump of ``power_w`` (on-chip peak): its rates and its offset
+    ``delta_m_hz`` from the pump-off f_m, from efficiency_vs_pump's measured power law."""
+
+    power_w: float
+    rates: Rates
+    delta_m_hz: float
+    suspect: str | None = None
+
+
+def pumped_mode(run, priors: Priors, power_w: float) -> PumpedMode:
+    """The microwave mode at ``power_w`` on chip: ``kappa_m,0 + b_k P^gamma`` and
+    ``-b_f P^gamma`` (physics.md §1.2) with the law efficiency_vs_pump measured in this run; the
+    pump-off mode when this run has no such measurement or it found no change."""
+    found = getattr(run, "results", {}).get("efficiency_vs_pump", {})
+    if not all(name in found for name in PUMP_LAW) or not any(
+            abs(found[n].value) > SIGMAS * (found[n].stderr or 0.0) for n in PUMP_LAW[:2]):
+        return PumpedMode(power_w, priors.rates, 0.0)  # no measured change: the pump-off mode
+    loss, shift, gamma = (float(found[name].value) for name in PUMP_LAW)
+    x = max(power_w, 0.0) ** gamma
+    rates = replace(priors.rates, kappa_m_hz=max(priors.rates.kappa_m_hz + loss * x,
+                                                 priors.rates.kappa_m_ex_hz))
+    doubts = [f"efficiency_vs_pump.{n} ({found[n].suspect})" for n in PUMP_LAW if found[n].suspect]
+    return PumpedMode(power_w, rates, -shift * x,
+                      "built on suspect " + "; ".join(doubts) if doubts else None)

@@ -149,10 +149,14 @@ def conversion_windows(step: str, lab, priors: Priors, *, span_linewidths: float
     return vna, main, reference
 
 
-def conversion_measured(vna: Vna, main: Window, reference: Window) -> dict[str, Parameter]:
+def conversion_measured(vna: Vna, main: Window, reference: Window, *,
+                        pumped_mode: bool = False) -> dict[str, Parameter]:
     """What each pump setting records: S21 and S12 over the conversion window, S11 and S22
-    over the reference window off resonance (the bidirectional calibration, physics.md §1.8)."""
-    return {**vna.traces(main, "S21", "s21"), **vna.traces(main, "S12", "s12"),
+    over the reference window off resonance (the bidirectional calibration, physics.md §1.8);
+    with ``pumped_mode`` also S11 over the conversion window, which shows the microwave mode as
+    the pump leaves it (:mod:`hil.analysis.pumped_mode`)."""
+    reflection = vna.traces(main, "S11", "s11") if pumped_mode else {}
+    return {**vna.traces(main, "S21", "s21"), **vna.traces(main, "S12", "s12"), **reflection,
             **vna.traces(reference, "S11", "s11_ref"), **vna.traces(reference, "S22", "s22_ref")}
 
 

@@ -119,12 +119,15 @@ class SpectrumFit:
     model: object         # callable offset -> fitted |S21|^2
 
 
-def fit_conversion_spectrum(offset_hz, power, rates, delta_o_hz: float = 0.0) -> SpectrumFit:
+def fit_conversion_spectrum(offset_hz, power, rates, delta_o_hz: float = 0.0,
+                            delta_m_hz: float = 0.0) -> SpectrumFit:
     """Fit ``|S21|^2 = G eta(offset; C) + b`` (physics.md §1.3 spectrum) with the linewidths
-    known: C sets the shape (width kappa_m (1 + C) for kappa_o >> kappa_m, split above C ~ 1.5
-    when they are comparable), G the unknown path gain, b >= 0 the receiver noise that biases a
-    magnitude squared upwards. The bandwidth is the FWHM of the fitted model, so every point of
-    the trace weighs in, not the two nearest the half maximum."""
+    and the mode positions known (``rates`` and ``delta_m_hz``: the microwave mode as the pump
+    leaves it, hil.analysis.pumped_mode): C sets the shape (width kappa_m (1 + C) for
+    kappa_o >> kappa_m, split above C ~ 1.5 when they are comparable), G the unknown path gain,
+    b >= 0 the receiver noise that biases a magnitude squared upwards. The bandwidth is the FWHM
+    of the fitted model, so every point of the trace weighs in, not the two nearest the half
+    maximum."""
     from scipy.optimize import least_squares
 
     from hil.analysis.transducer import conversion_efficiency
@@ -139,7 +142,7 @@ def fit_conversion_spectrum(offset_hz, power, rates, delta_o_hz: float = 0.0) ->
     ys = y / y_scale
 
     def shape(log_c):
-        return conversion_efficiency(x, math.exp(log_c), rates, delta_o_hz)
+        return conversion_efficiency(x, math.exp(log_c), rates, delta_o_hz, delta_m_hz)
 
     def linear(log_c):
         """Best G, b for this C (linear least squares, b >= 0)."""
@@ -165,7 +168,8 @@ def fit_conversion_spectrum(offset_hz, power, rates, delta_o_hz: float = 0.0) ->
     g, b = linear(log_c)
 
     def width(lc: float) -> float:
-        return model_fwhm(rates, math.exp(lc), delta_o_hz, span_hz=max(x[-1] - x[0], 1.0) * 4)
+        return model_fwhm(rates, math.exp(lc), delta_o_hz, span_hz=max(x[-1] - x[0], 1.0) * 4,
+                          delta_m_hz=delta_m_hz)
 
     w = width(log_c)
     dw = abs(width(log_c + 1e-3) - width(log_c - 1e-3)) / 2e-3
@@ -173,16 +177,17 @@ def fit_conversion_spectrum(offset_hz, power, rates, delta_o_hz: float = 0.0) ->
     return SpectrumFit(
         fwhm=w, fwhm_err=dw * log_c_err, cooperativity=c, cooperativity_err=c * log_c_err,
         scale=g * y_scale, noise_bias=b * y_scale, residuals=fit.fun * y_scale,
-        model=lambda f: (g * conversion_efficiency(np.asarray(f, float), c, rates, delta_o_hz)
-                         + b) * y_scale)
+        model=lambda f: (g * conversion_efficiency(np.asarray(f, float), c, rates, delta_o_hz,
+                                                   delta_m_hz) + b) * y_scale)
 
 
-def model_fwhm(rates, cooperativity: float, delta_o_hz: float, span_hz: float) -> float:
+def model_fwhm(rates, cooperativity: float, delta_o_hz: float, span_hz: float,
+               delta_m_hz: float = 0.0) -> float:
     """FWHM of the model spectrum (outermost half-maximum points of a dense, noiseless curve)."""
     from hil.analysis.transducer import conversion_efficiency
 
-    x = np.linspace(-span_hz / 2, span_hz / 2, 8001)
-    y = conversion_efficiency(x, cooperativity, rates, delta_o_hz)
+    x = np.linspace(-span_hz / 2, span_hz / 2, 8001) + delta_m_hz
+    y = conversion_efficiency(x, cooperativity, rates, delta_o_hz, delta_m_hz)
     above = np.flatnonzero(y >= y.max() / 2)
     if above.size == 0 or above[0] == 0 or above[-1] == x.size - 1:
         raise FitError("the model's half maximum lies outside the span")

@@ -48,6 +48,19 @@ class CooperativityFit:
     rates: Rates
     delta_o_hz: float
     delta_m_hz: float
+    # the pumped microwave mode, when it was measured (hil.analysis.pumped_mode): C with the
+    # pump-off linewidth (C kappa_m = C_rest kappa_m,0) and the errors of kappa_m and delta_m
+    cooperativity_rest: float | None = None
+    cooperativity_rest_err: float | None = None
+    kappa_m_err: float | None = None
+    delta_m_err: float | None = None
+
+    @property
+    def rest(self) -> tuple[float, float]:
+        """(C with the pump-off linewidth, its error): C itself when the mode was not measured."""
+        if self.cooperativity_rest is None:
+            return self.cooperativity, self.stderr
+        return self.cooperativity_rest, self.cooperativity_rest_err or 0.0
 
     def model(self, offset_hz):
         """The fitted efficiency spectrum."""
