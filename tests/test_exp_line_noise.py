@@ -7,13 +7,15 @@ an output chain PSD = G h f (N + n_amp), §3 (g); the step on the twin, whose ``
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from scipy.constants import Boltzmann, Planck
 from transduction_support import fill_priors, lab_and_run
 
 from experiments.calibration.line_noise import line_noise
 from experiments.transduction.tuning import line_occupancy
-from hil.analysis.input_line import line_bound, thermal_occupancy
+from hil.analysis.input_line import line_bound, thermal_occupancy, thermal_occupancy_err
 from hil.analysis.transducer import Rates
 
 RATES = Rates(25e6, 7.5e6, 10e6, 5e6)  # Profile A
@@ -74,3 +76,17 @@ def test_a_warm_line_is_bounded_and_named(tmp_path):
     assert 4 * bound.stderr < bound.value <= 0.05 - 0.02 + 4 * bound.stderr
     assert n_line == bound.value and "microwave input line" in why
     assert (tmp_path / "run_line_noise.png").is_file()
+
+
+def test_thermal_occupancy_error_is_the_bose_einstein_slope_times_the_temperature_error() -> None:
+    """physics.md §1.5: n_th = 1/(exp(hf/kT) - 1); its error is dn/dT times T's, here checked
+    against a central difference of the formula written out (8.8 GHz, 10 mK +- 0.1 mK)."""
+    h, k = 6.62607015e-34, 1.380649e-23
+    f, t, dt = 8.8e9, 0.010, 1e-4
+
+    def n(temperature: float) -> float:
+        return 1.0 / (math.exp(h * f / (k * temperature)) - 1.0)
+
+    slope = (n(t + 1e-7) - n(t - 1e-7)) / 2e-7
+    assert thermal_occupancy_err(f, t, dt) == pytest.approx(slope * dt, rel=1e-4)
+    assert thermal_occupancy_err(f, 0.0, dt) == 0.0

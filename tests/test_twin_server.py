@@ -581,7 +581,8 @@ def test_the_chain_through_a_served_twin_equals_the_chain_in_process(tmp_path) -
     assert list(served["steps"]) == list(local["steps"])
     thermometer_rel = TwinParams().noise.thermometer_rel
     thermometer = {"cryostat_check", "fridge_load", "fridge_load_probe",
-                   ("added_noise", "mxc_temperature_k")}
+                   ("added_noise", "mxc_temperature_k"), ("line_noise", "mxc_temperature_k"),
+                   ("line_noise", "n_th_mxc")}
     exact = 0
     for step, want in local["steps"].items():
         got = served["steps"][step]

@@ -17,6 +17,7 @@ its error, marks what it reports: a line warmer than the fridge's bath makes n_a
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import numpy as np
@@ -32,7 +33,7 @@ from experiments.transduction.noise_readings import (
     setup_analyzer,
 )
 from experiments.transduction.priors import load_priors
-from hil.analysis.input_line import line_bound
+from hil.analysis.input_line import line_bound, thermal_occupancy_err
 from hil.experiment import step
 from hil.parameters import Param, ParameterError, role_range, within
 from hil.plotting import save_series_plot
@@ -77,13 +78,14 @@ def line_noise(
 
     # -- analysis ------------------------------------------------------------------------------
     t_mc = float(np.mean(data["mxc_temperature"]))
+    t_mc_err = float(np.std(data["mxc_temperature"], ddof=1) / math.sqrt(readings))
     bound = line_bound(dbm_to_w(data["psd_on"]), dbm_to_w(data["psd_off"]), f_m, offset, t_n,
                        rates, t_mc)
     results = {
         "mode_excess": Result(bound.excess, "", bound.excess_err),
         "n_line_min": Result(bound.n_line_min, "", bound.n_line_err),
-        "n_th_mxc": Result(bound.n_th_mc, ""),
-        "mxc_temperature_k": Result(t_mc, "K"),
+        "n_th_mxc": Result(bound.n_th_mc, "", thermal_occupancy_err(f_m, t_mc, t_mc_err)),
+        "mxc_temperature_k": Result(t_mc, "K", t_mc_err),
     }
     run.record_results(STEP, results)
     pairs = np.arange(readings)

@@ -40,6 +40,16 @@ def thermal_occupancy(frequency_hz: float, temperature_k: float) -> float:
     return 1.0 / math.expm1(Planck * frequency_hz / (Boltzmann * temperature_k))
 
 
+def thermal_occupancy_err(frequency_hz: float, temperature_k: float, temperature_err_k: float) -> float:
+    """Standard error of ``n_th`` from the temperature's: ``dn/dT = n (n + 1) x / T``,
+    ``x = h f / k_B T`` (first order; steep at millikelvin, where ``x`` is tens)."""
+    if temperature_k <= 0:
+        return 0.0
+    n = thermal_occupancy(frequency_hz, temperature_k)
+    x = Planck * frequency_hz / (Boltzmann * temperature_k)
+    return n * (n + 1) * x / temperature_k * temperature_err_k
+
+
 @dataclass(frozen=True)
 class LineBound:
     """What the pump-off pair says about the line (photons)."""
