@@ -41,6 +41,7 @@ step ``bidirectional``, whose ``eta_total`` is eta at the microwave resonance fr
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Annotated
 
 import numpy as np
@@ -180,7 +181,8 @@ def efficiency_vs_pump(
     priors = regime.priors
     spectra, slope = _cooperativity_slope(conversion_spectra(data, main, reference, priors, delta_p),
                                           chip_w * factor)
-    law = _pump_law(run, chip_w, spectra)
+    law = _pump_law(run, chip_w, spectra, lambda d: conversion_spectra(
+        data, main, reference, priors, d), delta_p, pump.detuning_err)
     k = slope.slope
     k_rel = math.hypot(slope.stderr / k, pump.factor_err / factor,
                        priors.rel_err.get("chip_per_monitor", 0.0))
@@ -352,14 +354,26 @@ def _cooperativity_slope(spectra, pump_w):
     return spectra, fit_slope(pump_w, coop, coop_err)
 
 
-def _pump_law(run, chip_w, spectra):
+def _pump_law(run, chip_w, spectra, spectra_at, delta_p: float, delta_p_err: float):
     """The power law of the pumped microwave mode over the sweep (physics.md §1.2), or None with
     an event when the sweep has too few powers to fit it (later steps then assume the pump-off
-    mode)."""
-    try:
-        law = fit_pump_dependence(chip_w, *np.array([
+    mode).
+
+    Every power's fit takes the measured pump detuning as given, so its error moves all of them
+    together (the conversion's share of S11 grows with C): a common-mode error no single fit nor
+    the law's chi-square sees. It is carried by refitting at ``delta_p +- delta_p_err``
+    (``spectra_at(delta)``) and adding half the spread in quadrature."""
+    def law_of(fits):
+        return fit_pump_dependence(chip_w, *np.array([
             (p.mode.rates.kappa_m_hz, p.mode.kappa_m_err, p.mode.delta_m_hz, p.mode.delta_m_err)
-            for p in spectra]).T)
+            for p in fits]).T)
+
+    try:
+        law = law_of(spectra)
+        if delta_p_err > 0 and math.isfinite(delta_p_err):
+            high, low = (law_of(spectra_at(delta_p + sign * delta_p_err)) for sign in (1, -1))
+            law = replace(law, loss_err=math.hypot(law.loss_err, (high.loss_hz - low.loss_hz) / 2),
+                          shift_err=math.hypot(law.shift_err, (high.shift_hz - low.shift_hz) / 2))
     except FitError as exc:
         run.event("pumped_mode", f"{STEP}: the pump's effect on the microwave mode is not measured "
                                  f"({exc}); later steps assume the pump-off kappa_m and f_m")
