@@ -51,7 +51,7 @@ def line_noise(
         esa_points: Annotated[int, Param("", within(role_range("esa", "points"), 3),
                                          "Points per analyzer sweep (the marker reads one: "
                                          "few points, short sweeps)")] = 5,
-        esa_averages: Annotated[int, ESA_AVERAGES] = 10_000,
+        esa_averages: Annotated[int, ESA_AVERAGES] = 2500,
 ) -> dict[str, Result]:
     """Pump-off noise at f_m and beside it -> the line's occupancy at least (anchored at T_mc)."""
     priors = load_priors(run, pump_calibration=False)
