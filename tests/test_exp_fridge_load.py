@@ -42,7 +42,8 @@ def check_against_truth(run) -> dict:
     assert grid["mxc_temperature"].shape == (4, 5)
     # Settle detection, not a fixed wait: every point's mean is the steady temperature
     # T = sqrt(T0^2 + P/a) (physics.md §1.6 item 6) within 0.3 %, three times the thermometer's
-    # 1e-3 scatter, and no point waited a whole settle_s (600 s): 6 points (probe and ladder) took < 6 x 300 s.
+    # 1e-3 scatter, and no point waited a whole settle_s (600 s): the probe and ladder (6 points)
+    # took < 6 x 300 s.
     steady = np.sqrt(fridge.t_base_k ** 2 + grid["heater_power"].values.mean(axis=1)
                      / fridge.cooling_a_w_per_k2)
     np.testing.assert_allclose(grid["mxc_temperature"].values.mean(axis=1), steady, rtol=3e-3)
