@@ -17,7 +17,7 @@ from hil.safety import RunInterlocked
 from hil.store import open_run
 from hil.twin.lab import SAMPLE_HEATER_OHM
 
-POWERS_W = np.array([0, 1, 3, 10, 30, 100]) * 1e-6
+POWERS_W = np.array([0, 1, 10, 100]) * 1e-6
 
 
 def heater_off(world) -> bool:
@@ -39,14 +39,15 @@ def check_against_truth(run) -> dict:
     record = open_run(run.path)
     assert record.status == "completed"
     grid = record.steps["fridge_load"]
-    assert grid["mxc_temperature"].shape == (6, 5)
+    assert grid["mxc_temperature"].shape == (4, 5)
     # Settle detection, not a fixed wait: every point's mean is the steady temperature
     # T = sqrt(T0^2 + P/a) (physics.md §1.6 item 6) within 0.3 %, three times the thermometer's
-    # 1e-3 scatter, and no point waited a whole settle_s (600 s): 8 points took < 8 x 300 s.
+    # 1e-3 scatter, and no point waited a whole settle_s (600 s): the probe and ladder (6 points)
+    # took < 6 x 300 s.
     steady = np.sqrt(fridge.t_base_k ** 2 + grid["heater_power"].values.mean(axis=1)
                      / fridge.cooling_a_w_per_k2)
     np.testing.assert_allclose(grid["mxc_temperature"].values.mean(axis=1), steady, rtol=3e-3)
-    assert world.clock.now() < 8 * 300.0
+    assert world.clock.now() < 6 * 300.0
     # The fit used the controller's readback, which is the power the heater dissipates; the
     # ladder's shape is the default list, scaled so its top settles at 80 % of the 50 mK
     # ceiling: P_top = a ((40 mK)^2 - T0^2) (physics.md §1.6 item 6), within the probe's 5 %.

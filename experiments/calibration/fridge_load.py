@@ -59,7 +59,7 @@ def fridge_load(
         lab, run, *,
         heater_powers_uw: Annotated[str, Param("µW", (0.0, 1000.0), "Heater powers of the map "
                                                "(comma-separated)", each=True, count=3)
-                                    ] = "0,1,3,10,30,100",
+                                    ] = "0,1,10,100",
         settle_s: Annotated[float, Param("s", (0.0, 7200.0), "Longest settling time at each "
                                          "power")] = 600.0,
         settle_window_s: Annotated[float, SETTLE_WINDOW] = 30.0,

@@ -46,13 +46,13 @@ STEP = "line_noise"
 @step(needs=("microwave_resonance",), valid_for_s=4 * 3600)
 def line_noise(
         lab, run, *,
-        readings: Annotated[int, Param("", (2, 1000), "On/off-resonance reading pairs")] = 4,
+        readings: Annotated[int, Param("", (2, 1000), "On/off-resonance reading pairs")] = 8,
         off_resonance_offset_hz: Annotated[float, OFF_RESONANCE_OFFSET] = 0.0,
         rbw_hz: Annotated[float, ANALYZER_RBW] = 10e3,
         esa_points: Annotated[int, Param("", within(role_range("esa", "points"), 3),
                                          "Points per analyzer sweep (the marker reads one: "
                                          "few points, short sweeps)")] = 5,
-        esa_averages: Annotated[int, ESA_AVERAGES] = 10_000,
+        esa_averages: Annotated[int, ESA_AVERAGES] = 2500,
 ) -> dict[str, Result]:
     """Pump-off noise at f_m and beside it -> the line's occupancy at least (anchored at T_mc)."""
     priors = load_priors(run, pump_calibration=False)

@@ -58,6 +58,8 @@ def conversion_bandwidth(
         search_span_linewidths: Annotated[float, Param("", (4.0, 1000.0), "Search window, in "
                                                        "microwave linewidths")] = 20.0,
         search_points: Annotated[int, Param("", (21, 20001), "Points of the search trace")] = 201,
+        search_averages: Annotated[int, Param("", (1, 10_000), "VNA sweeps averaged for the "
+                                              "search trace (it only places the fine window)")] = 1,
         fine_span_widths: Annotated[float, Param("", (1.5, 50.0), "Fine window, in rough "
                                                  "conversion widths")] = 4.0,
         points: Annotated[int, Param("", (21, 20001), "Points of the fine trace")] = 201,
@@ -87,6 +89,7 @@ def conversion_bandwidth(
     start_pump(lab, wavelength, power, monitor_averages)
     pump = measure_pump_detuning(lab, run, STEP, priors, wavelength, power)
     vna.setup()
+    vna.set_averages(search_averages)
     rough_data = run.sweep(f"{STEP}_search", pump_setpoint(lab), [power],
                            {"monitor_power": lab.monitor.power, **vna.traces(search, "S21", "s21")},
                            description="conversion bandwidth: search")
@@ -98,6 +101,7 @@ def conversion_bandwidth(
                        f"({exc}); widen {STEP}.search_span_linewidths") from None
     fine = Window.around("frequency", rough.center, fine_span_widths * rough.fwhm, points)
     vna.check_window(fine, "fine_span_widths")
+    vna.set_averages(averages)
     data = run.sweep(STEP, pump_setpoint(lab), [power],
                      {"monitor_power": lab.monitor.power, **vna.traces(fine, "S21", "s21")},
                      description="conversion bandwidth")

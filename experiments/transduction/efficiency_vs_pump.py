@@ -123,7 +123,7 @@ def efficiency_vs_pump(
                                                 "chamber below this fraction of its interlock",
                                                 zero="no thermal bound")] = 0.8,
         operating_averages: Annotated[int, Param("", (1, 10_000), "VNA sweeps averaged at the "
-                                                 "operating power")] = 8,
+                                                 "operating power")] = 4,
         monitor_averages: Annotated[int, MONITOR_AVERAGES] = 10) -> dict[str, Result]:
     """Efficiency vs pump power: g0, P_C1, eta_max; bidirectional eta_total at the operating power.
 
