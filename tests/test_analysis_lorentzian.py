@@ -58,3 +58,18 @@ def test_flat_trace_is_not_a_dip() -> None:
 def test_dark_detector_is_reported() -> None:
     with pytest.raises(FitError, match="no light"):
         fit_dip(np.linspace(0, 1e9, 50), np.zeros(50))
+
+
+def test_kappa_ex_error_and_the_width_depth_correlation_match_repeated_fits() -> None:
+    """kappa_ex = (kappa/2)(1 - sqrt(T_min)) is made of the fit's width and depth, whose errors
+    are correlated: the stated kappa_ex error (with that correlation) and the stated
+    correlation match the scatter of 200 independent noisy fits (physics.md §1.1)."""
+    fits = [fit_dip(*sweep(41, 12, 1e-2, seed)) for seed in range(200)]
+    widths = np.array([f.fwhm for f in fits])
+    depths = np.array([f.depth for f in fits])
+    ex = np.array([f.kappa_split()[0] for f in fits])
+    assert np.std(ex, ddof=1) == pytest.approx(np.mean([f.kappa_split()[1] for f in fits]), rel=0.1)
+    scattered = np.corrcoef(widths, depths)[0, 1]
+    stated = np.mean([f.width_depth_corr for f in fits])
+    assert abs(stated) > 0.2  # the correlation this test is about is there to be found
+    assert stated == pytest.approx(scattered, abs=0.15)

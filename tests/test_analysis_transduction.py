@@ -11,6 +11,7 @@ from hil.analysis.efficiency import (
     bidirectional_efficiency,
     fit_cooperativity,
     fit_slope,
+    reading_scatter,
     value_at,
 )
 from hil.analysis.noise import added_noise, internal_bath, output_occupancy
@@ -160,3 +161,28 @@ def test_output_occupancy_from_psd_on_and_off_resonance():
     assert out.n_out == pytest.approx(n_m, rel=1e-9)
     assert out.gain == pytest.approx(gain, rel=1e-12)
     assert internal_bath(out.n_out, c, rates) == pytest.approx(n_int, rel=1e-9)
+
+
+def test_a_slope_carries_the_scatter_of_its_x_readings():
+    """C = k P where C is known to 0.02 % and each P reading scatters by 0.1 % (a monitor meter):
+    with x's error carried (effective variance) the reduced chi-square of 400 sweeps averages 1
+    and the stated slope error is their scatter; without it the chi-square reads about 25 and
+    the model looks wrong. The meter's scatter comes back from successive readings'
+    ratios to the set points."""
+    rng = np.random.default_rng(5)
+    k, rel_x, rel_y = 1.3, 1e-3, 2e-4
+    p = np.geomspace(1e-3, 0.8, 12)
+    slopes, errs, chi2, bare, scatter = [], [], [], [], []
+    for _ in range(400):
+        read = p * (1 + rel_x * rng.standard_normal(p.size))
+        c = k * p * (1 + rel_y * rng.standard_normal(p.size))
+        scatter.append(reading_scatter(read, p))
+        fit = fit_slope(read, c, rel_y * c, rel_x)
+        slopes.append(fit.slope)
+        errs.append(fit.stderr)
+        chi2.append(fit.chi2_reduced)
+        bare.append(fit_slope(read, c, rel_y * c).chi2_reduced)
+    assert np.mean(chi2) == pytest.approx(1.0, abs=0.15)
+    assert np.mean(bare) > 10
+    assert np.std(slopes, ddof=1) == pytest.approx(np.mean(errs), rel=0.15)
+    assert np.mean(scatter) == pytest.approx(rel_x, rel=0.1)

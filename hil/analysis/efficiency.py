@@ -117,20 +117,38 @@ class SlopeFit:
     chi2_reduced: float
 
 
-def fit_slope(x, y, y_err) -> SlopeFit:
+def fit_slope(x, y, y_err, x_rel_err: float = 0.0) -> SlopeFit:
     """Weighted least squares of ``y = k x``; the error is scaled up by sqrt(chi^2_red) when the
-    scatter exceeds the given errors (e.g. heating bends C(P))."""
+    scatter exceeds the given errors (e.g. heating bends C(P)). ``x_rel_err``: the relative
+    error of each x (a meter's reading), carried as ``k x x_rel_err`` added in quadrature to
+    y's (the effective-variance method, refined with k): where y is known better than x, x's
+    scatter would otherwise read as a model that does not fit."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     err = np.asarray(y_err, dtype=float)
     ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(err) & (err > 0)
     if ok.sum() < 2:
         raise FitError(f"need at least 2 points with finite errors for a slope, got {int(ok.sum())}")
-    x, y, w = x[ok], y[ok], 1.0 / err[ok] ** 2
-    sxx = float(np.sum(w * x * x))
-    k = float(np.sum(w * x * y)) / sxx
+    x, y, err = x[ok], y[ok], err[ok]
+    k = 0.0
+    for _ in range(4 if x_rel_err > 0 else 1):
+        w = 1.0 / (err ** 2 + (k * x * x_rel_err) ** 2)
+        sxx = float(np.sum(w * x * x))
+        k = float(np.sum(w * x * y)) / sxx
     chi2 = float(np.sum(w * (y - k * x) ** 2)) / (x.size - 1)
     return SlopeFit(slope=k, stderr=math.sqrt(max(chi2, 1.0) / sxx), chi2_reduced=chi2)
+
+
+def reading_scatter(readings, setpoints) -> float:
+    """The relative scatter of a meter's ``readings`` of a quantity set to ``setpoints`` (e.g.
+    a monitor tap's power against the laser's set power), from successive differences of their
+    ratio (von Neumann): a slow drift or a non-linear path does not count as scatter, a reading
+    that jumps does. NaN for fewer than three."""
+    ratio = np.asarray(readings, dtype=float) / np.asarray(setpoints, dtype=float)
+    ratio = ratio[np.isfinite(ratio)]
+    if ratio.size < 3 or not np.all(ratio > 0):
+        return math.nan
+    return float(np.sqrt(np.mean(np.diff(np.log(ratio)) ** 2) / 2))
 
 
 def value_at(x, y, model, at: float, half_points: int = 3) -> tuple[float, float]:

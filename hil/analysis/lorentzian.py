@@ -30,21 +30,31 @@ class DipFit:
     slope: float  # relative baseline slope per unit x, about x_ref
     x_ref: float
     residual_rms: float
+    width_depth_corr: float = 0.0  # the fit's correlation between fwhm and depth
+
+    @property
+    def width_depth_cov(self) -> float:
+        return self.width_depth_corr * self.fwhm_err * self.depth_err
 
     @property
     def min_transmission(self) -> float:
         return 1.0 - self.depth
 
     def kappa_split(self) -> tuple[float, float, float, float]:
-        """(kappa_ex, kappa_ex_err, kappa_0, kappa_0_err) assuming under-coupling."""
+        """(kappa_ex, kappa_ex_err, kappa_0, kappa_0_err) assuming under-coupling; the errors
+        from the width's and the depth's, with their correlation."""
         root = np.sqrt(max(self.min_transmission, 0.0))
         kappa_ex = self.fwhm / 2 * (1 - root)
         kappa_0 = self.fwhm / 2 * (1 + root)
-        # d sqrt(1 - A)/dA = -1 / (2 sqrt(1 - A)); propagate fwhm and depth errors.
-        droot = self.depth_err / (2 * root) if root > 0 else self.depth_err
-        ex_err = np.hypot(self.fwhm_err / 2 * (1 - root), self.fwhm / 2 * droot)
-        i_err = np.hypot(self.fwhm_err / 2 * (1 + root), self.fwhm / 2 * droot)
-        return float(kappa_ex), float(ex_err), float(kappa_0), float(i_err)
+        # kappa_ex,0 = fwhm (1 -+ root) / 2, root = sqrt(1 - depth): d root / d depth = -1 / (2 root)
+        droot = -1 / (2 * root) if root > 0 else -1.0
+        errs = []
+        for sign in (-1.0, 1.0):
+            d_fwhm, d_depth = (1 + sign * root) / 2, self.fwhm / 2 * sign * droot
+            var = ((d_fwhm * self.fwhm_err) ** 2 + (d_depth * self.depth_err) ** 2
+                   + 2 * d_fwhm * d_depth * self.width_depth_cov)
+            errs.append(float(np.sqrt(max(var, 0.0))))
+        return float(kappa_ex), errs[0], float(kappa_0), errs[1]
 
     def model(self, x):
         """The fitted curve at ``x``."""
@@ -95,6 +105,7 @@ def fit_dip(x, y) -> DipFit:
     except (RuntimeError, ValueError) as exc:
         raise FitError(f"the Lorentzian fit did not converge: {exc}") from None
     perr = np.sqrt(np.clip(np.diag(pcov), 0, np.inf))
+    corr = float(pcov[2, 4] / (perr[2] * perr[4])) if perr[2] > 0 and perr[4] > 0 else 0.0
     residual = ys - dip_model(xs, *popt)
     return DipFit(
         center=float(popt[3] * x_scale + x_mid), center_err=float(perr[3] * x_scale),
@@ -102,4 +113,5 @@ def fit_dip(x, y) -> DipFit:
         depth=float(popt[2]), depth_err=float(perr[2]),
         baseline=float(popt[0] * y_scale), slope=float(popt[1] / x_scale), x_ref=float(x_mid),
         residual_rms=float(np.sqrt(np.mean(residual ** 2)) * y_scale),
+        width_depth_corr=min(max(corr, -1.0), 1.0),
     )

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.optimize import least_squares
+from scipy.optimize import least_squares, minimize_scalar
 
 from hil.analysis.efficiency import CooperativityFit
 from hil.analysis.transducer import Rates, conversion_efficiency, s_element
@@ -124,8 +124,10 @@ class PumpDependence:
 def fit_pump_dependence(power_w, kappa_m_hz, kappa_m_err, delta_m_hz, delta_m_err) -> PumpDependence:
     """The power law of physics.md §1.2 through the pumped linewidths and shifts of a sweep, with
     one exponent for both and their pump-off values free (so a resonance step's small offset
-    from the conversion data does not read as a pump effect). For each exponent on a grid the
-    model is linear; the best one is refined by its chi-square's minimum."""
+    from the conversion data does not read as a pump effect). For each exponent the model is
+    linear: the best exponent is found on a grid and refined between its neighbours. The
+    errors are the marginal ones, from all five parameters' covariance: b_k and b_f are quoted
+    at 1 W, which the sweep may not reach, so they move with the exponent."""
     p = np.asarray(power_w, dtype=float)
     k, ke = np.asarray(kappa_m_hz, dtype=float), np.asarray(kappa_m_err, dtype=float)
     d, de = np.asarray(delta_m_hz, dtype=float), np.asarray(delta_m_err, dtype=float)
@@ -135,30 +137,37 @@ def fit_pump_dependence(power_w, kappa_m_hz, kappa_m_err, delta_m_hz, delta_m_er
     p, k, ke, d, de = p[ok], k[ok], ke[ok], d[ok], de[ok]
 
     def linear(gamma: float):
+        """(k0, b_k, d0, b_f) at this exponent, and the chi-square."""
         x = p ** gamma
-        out = []
+        coefs, chi2 = [], 0.0
         for y, e, sign in ((k, ke, 1.0), (d, de, -1.0)):
             design = np.column_stack([np.ones_like(x), sign * x]) / e[:, None]
             coef, *_ = np.linalg.lstsq(design, y / e, rcond=None)
-            cov = np.linalg.inv(design.T @ design)
-            chi2 = float(np.sum((design @ coef - y / e) ** 2))
-            out.append((coef, cov, chi2))
-        return out
+            chi2 += float(np.sum((design @ coef - y / e) ** 2))
+            coefs.extend(coef)
+        return np.array(coefs), chi2
 
     grid = np.linspace(0.1, 2.0, 191)
-    chi2 = np.array([sum(part[2] for part in linear(g)) for g in grid])
-    i = int(np.argmin(chi2))
-    gamma = float(grid[i])
+    i = int(np.argmin([linear(g)[1] for g in grid]))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
+    gamma = float(minimize_scalar(lambda g: linear(g)[1], bounds=(lo, hi), method="bounded",
+                                  options={"xatol": 1e-6}).x)
+    (k0, b_k, d0, b_f), chi2 = linear(gamma)
     dof = max(2 * p.size - 5, 1)
-    scale = max(chi2[i] / dof, 1.0)
-    # curvature of chi^2 at the minimum: the exponent's error (Delta chi^2 = 1, scaled)
-    if 0 < i < grid.size - 1:
-        h = grid[1] - grid[0]
-        curv = (chi2[i + 1] - 2 * chi2[i] + chi2[i - 1]) / h ** 2
-        gamma_err = math.sqrt(2 * scale / curv) if curv > 0 else math.inf
-    else:
-        gamma_err = math.inf
-    (kc, kcov, _), (dc, dcov, _) = linear(gamma)
-    return PumpDependence(loss_hz=float(kc[1]), loss_err=math.sqrt(kcov[1, 1] * scale),
-                          shift_hz=float(dc[1]), shift_err=math.sqrt(dcov[1, 1] * scale),
-                          exponent=gamma, exponent_err=gamma_err, chi2_reduced=float(chi2[i] / dof))
+    scale = max(chi2 / dof, 1.0)
+    # the weighted residuals' Jacobian in (k0, b_k, d0, b_f, gamma): x = P^gamma, dx/dgamma = x ln P
+    x = p ** gamma
+    zeros = np.zeros_like(x)
+    jac = np.vstack([
+        np.column_stack([1 / ke, x / ke, zeros, zeros, b_k * x * np.log(p) / ke]),
+        np.column_stack([zeros, zeros, 1 / de, -x / de, -b_f * x * np.log(p) / de])])
+    try:
+        cov = np.linalg.inv(jac.T @ jac) * scale
+        errs = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    except np.linalg.LinAlgError:
+        errs = np.full(5, math.inf)
+    at_edge = gamma <= grid[0] + 1e-9 or gamma >= grid[-1] - 1e-9
+    return PumpDependence(loss_hz=float(b_k), loss_err=float(errs[1]), shift_hz=float(b_f),
+                          shift_err=float(errs[3]), exponent=gamma,
+                          exponent_err=math.inf if at_edge else float(errs[4]),
+                          chi2_reduced=chi2 / dof)
