@@ -110,32 +110,3 @@ def test_missing_prerequisites_are_named_before_any_instrument_traffic(tmp_path)
         with pytest.raises(MissingCalibration, match="pump_calibration.chip_per_monitor"):
             efficiency_vs_pump(lab, run)
         assert traffic.messages == []
-
-
-def test_the_pump_laws_errors_carry_the_pump_detunings_common_mode_share() -> None:
-    """Every power's pumped-mode fit takes the measured pump detuning as given, so an error in it
-    moves all of them together: the law's errors add half the spread of the laws refitted at
-    delta_p +- its error. Synthetic modes on physics.md §1.2's law (kappa_m,0 + b P^0.5), with
-    the refits' modes offset by +-2 % of the pump-induced part."""
-    from types import SimpleNamespace
-
-    from experiments.transduction.efficiency_vs_pump import _pump_law
-
-    power = np.geomspace(1e-3, 0.8, 12)
-    rise, fall = 2.1e5 * power ** 0.5, 3.2e5 * power ** 0.5
-    noise = np.random.default_rng(3).normal(0, 500.0, power.size)
-
-    def spectra(scale: float):
-        return [SimpleNamespace(mode=SimpleNamespace(rates=SimpleNamespace(kappa_m_hz=10e6 + scale * r + e),
-                                                     kappa_m_err=500.0, delta_m_hz=-scale * f,
-                                                     delta_m_err=500.0))
-                for r, f, e in zip(rise, fall, noise, strict=True)]
-
-    events = []
-    run = SimpleNamespace(event=lambda kind, message: events.append(kind))
-    alone = _pump_law(run, power, spectra(1.0), spectra, 0.0, 0.0)
-    law = _pump_law(run, power, spectra(1.0), lambda d: spectra(1.0 + 0.02 * np.sign(d)), 0.0, 1e4)
-    # the refits move b_k and b_f by +-2 %: half their spread is 2 % of each
-    assert law.loss_err == pytest.approx(np.hypot(alone.loss_err, 0.02 * alone.loss_hz), rel=0.02)
-    assert law.shift_err == pytest.approx(np.hypot(alone.shift_err, 0.02 * alone.shift_hz), rel=0.02)
-    assert law.loss_hz == alone.loss_hz and events == ["pumped_mode", "pumped_mode"]

@@ -62,12 +62,12 @@ def test_chain_recovers_the_device_with_the_realistic_effects(tmp_path: Path) ->
     d_f = in_pulse * q.shift_hz_per_w_gamma * power ** q.exponent
     assert value("bidirectional", "kappa_m_hz") - truth["kappa_m_hz"] == pytest.approx(d_kappa, rel=0.05)
     assert truth["f_m_hz"] - value("bidirectional", "f_m_hz") == pytest.approx(d_f, rel=0.05)
-    # The loss coefficient within 5 %, or within 5 of its own standard errors where those are
-    # wider: it rests on the smallest linewidth changes of the sweep (the low-power half adds
-    # under 10 kHz to 10 MHz), and its error carries the pump detuning's common-mode share.
+    # The loss coefficient within 3 of its standard errors, which carry the priors' common-mode
+    # shares (the optical dip's width and depth, f_m, the pump detuning: over 12 seeds of this
+    # station its pulls scatter with rms 1.2, docs/checks.md) and stay below 6 %.
     loss = summary["steps"]["efficiency_vs_pump"]["results"]["kappa_m_pump_loss_hz"]
     truth_loss = in_pulse * q.loss_hz_per_w_gamma
-    assert abs(loss["value"] - truth_loss) <= max(0.05 * truth_loss, 5 * loss["stderr"])
+    assert abs(loss["value"] - truth_loss) <= 3 * loss["stderr"] <= 3 * 0.06 * truth_loss
     assert value("efficiency_vs_pump", "f_m_pump_shift_hz") == pytest.approx(
         in_pulse * q.shift_hz_per_w_gamma, rel=0.05)
 

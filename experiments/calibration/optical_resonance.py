@@ -107,6 +107,8 @@ def optical_resonance(
         "kappa_o_hz": Result(fit.fwhm, "Hz", fit.fwhm_err),
         "kappa_o_ex_hz": Result(kappa_ex, "Hz", kappa_ex_err),
         "min_transmission": Result(fit.min_transmission, "", fit.depth_err),
+        # how the fit's width and depth errors go together: kappa_o_ex is made of both
+        "width_depth_correlation": Result(fit.width_depth_corr, ""),
     }
     flag_all(results, tuple(results),
              residual_structure(fine["power"] - fit.model(freq), "optical dip fit"),

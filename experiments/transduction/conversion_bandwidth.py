@@ -16,6 +16,7 @@ of |S21|^2 is the device's.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import numpy as np
@@ -28,7 +29,8 @@ from experiments.transduction.params import (
     VNA_POWER,
     Param,
 )
-from experiments.transduction.priors import LINEWIDTHS, load_priors, pumped_mode
+from experiments.transduction.prior_errors import prior_shares
+from experiments.transduction.priors import LINEWIDTHS, load_priors, pumped_kappa_m_err, pumped_mode
 from experiments.transduction.pump import (
     check_wavelength,
     duty_cycle,
@@ -113,15 +115,30 @@ def conversion_bandwidth(
     width = fwhm(freqs, power_trace)
     chip_w = float(on_chip_peak_w(data["monitor_power"][0], priors.chip_per_monitor, duty))
     mode = pumped_mode(run, priors, chip_w)
+
+    def fitted(pr, detuning, kappa_m_excess_hz=0.0):
+        moved = pumped_mode(run, pr, chip_w)
+        rates = replace(moved.rates, kappa_m_hz=moved.rates.kappa_m_hz + kappa_m_excess_hz)
+        return fit_conversion_spectrum(freqs - pr.f_m_hz, power_trace, rates,
+                                       -detuning, moved.delta_m_hz)
+
+    def values(fit):
+        return {"bandwidth_hz": fit.fwhm, "cooperativity": fit.cooperativity}
+
     try:
-        model = fit_conversion_spectrum(freqs - f_m, power_trace, mode.rates, -pump.detuning_hz,
-                                        mode.delta_m_hz)
+        model = fitted(priors, pump.detuning_hz)
+        # the linewidths', f_m's, the detuning's and the pumped kappa_m's errors (the pump law's
+        # at this power) move the model the spectrum is fitted with
+        law_err = pumped_kappa_m_err(run, chip_w)
+        shares = prior_shares(lambda pr, d: values(fitted(pr, d)), priors, pump, values(model), {
+            "pump law": lambda: values(fitted(priors, pump.detuning_hz, law_err))} if law_err else None)
     except FitError as exc:
         raise FitError(f"{STEP}: the conversion spectrum did not fit the model ({exc})") from None
     results = {
-        "bandwidth_hz": Result(model.fwhm, "Hz", model.fwhm_err),
+        "bandwidth_hz": Result(model.fwhm, "Hz", shares.widened("bandwidth_hz", model.fwhm_err)),
         "bandwidth_crossings_hz": Result(width.fwhm, "Hz", width.fwhm_err),
-        "cooperativity": Result(model.cooperativity, "", model.cooperativity_err),
+        "cooperativity": Result(model.cooperativity, "",
+                                shares.widened("cooperativity", model.cooperativity_err)),
         "center_offset_hz": Result(width.center - f_m, "Hz", width.fwhm_err / 2),
         "pump_power_w": Result(chip_w, "W", chip_w * priors.rel_err.get("chip_per_monitor", 0.0)),
         "pump_detuning_hz": Result(pump.detuning_hz, "Hz", pump.detuning_err),

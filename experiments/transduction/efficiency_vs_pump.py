@@ -68,6 +68,7 @@ from experiments.transduction.params import (
     VNA_POWER,
     Param,
 )
+from experiments.transduction.prior_errors import prior_shares
 from experiments.transduction.priors import LINEWIDTHS, PUMP_LAW, eta_max_with_error, load_priors
 from experiments.transduction.pump import (
     check_wavelength,
@@ -86,7 +87,7 @@ from experiments.transduction.pump_detuning import measure_pump_detuning
 from experiments.transduction.tuning import untuned_mismatch
 from experiments.transduction.vna import conversion_measured, conversion_spectra, conversion_windows
 from hil.analysis.checks import SIGMAS, agree, fit_quality, flag_all, not_above, runs_z
-from hil.analysis.efficiency import fit_slope
+from hil.analysis.efficiency import fit_slope, reading_scatter
 from hil.analysis.pumped_mode import fit_pump_dependence
 from hil.analysis.transducer import conversion_efficiency, g0_from_cooperativity_slope
 from hil.experiment import step
@@ -173,16 +174,19 @@ def efficiency_vs_pump(
     # The optical root is chosen with the pump-off microwave mode (a free pumped mode could
     # absorb the wrong root's eta_o); then the pumped mode is fitted with the chosen root.
     conversion = {name: trace for name, trace in data.items() if name != "s11"}
+    # the monitor's reading scatter: an error of the sweep's x, not of its C
+    monitor_rel = reading_scatter(data["monitor_power"], planned)
+    monitor_rel = monitor_rel if math.isfinite(monitor_rel) else 0.0
     regime = resolve_coupling(priors, lambda p: _cooperativity_slope(
-        conversion_spectra(conversion, main, reference, p, delta_p), chip_w * factor))
+        conversion_spectra(conversion, main, reference, p, delta_p), chip_w * factor, monitor_rel))
     if regime.changed:
         run.event("coupling", f"{STEP}: {regime.note}")
         correct_optical_resonance(run, regime)
     priors = regime.priors
     spectra, slope = _cooperativity_slope(conversion_spectra(data, main, reference, priors, delta_p),
-                                          chip_w * factor)
-    law = _pump_law(run, chip_w, spectra, lambda d: conversion_spectra(
-        data, main, reference, priors, d), delta_p, pump.detuning_err)
+                                          chip_w * factor, monitor_rel)
+    law = _pump_law(run, chip_w, spectra, lambda pr, d: conversion_spectra(
+        data, main, reference, pr, d), priors, pump)
     k = slope.slope
     k_rel = math.hypot(slope.stderr / k, pump.factor_err / factor,
                        priors.rel_err.get("chip_per_monitor", 0.0))
@@ -249,21 +253,32 @@ def efficiency_vs_pump(
                                                                              pumped_mode=True)},
                       description="bidirectional calibration")
     finish(lab)
-    spectrum = conversion_spectra(point, main, reference, priors, delta_p)[0]
-    if spectrum.mode is None:  # S11 was taken with it (pumped_mode=True): never expected
-        raise FitError(f"{BIDIRECTIONAL}: no pumped-mode fit at the operating power")
-    eta_total, eta_total_err = spectrum.eta_at_f_m()
+    def at_operating_point(pr, detuning):
+        spectrum = conversion_spectra(point, main, reference, pr, detuning)[0]
+        if spectrum.mode is None:  # S11 was taken with it (pumped_mode=True): never expected
+            raise FitError(f"{BIDIRECTIONAL}: no pumped-mode fit at the operating power")
+        return spectrum, {"eta_total": spectrum.eta_at_f_m()[0], "cooperativity": spectrum.cooperativity,
+                          "kappa_m_hz": spectrum.mode.rates.kappa_m_hz,
+                          "f_m_hz": pr.f_m_hz + spectrum.mode.delta_m_hz}
+
+    spectrum, values = at_operating_point(priors, delta_p)
+    assert spectrum.mode is not None  # (at_operating_point says so)
+    # every value also carries the linewidths', f_m's and the pump detuning's errors
+    shares = prior_shares(lambda pr, d: at_operating_point(pr, d)[1], priors, pump, values)
     operating_chip_w = float(on_chip_peak_w(point["monitor_power"][0], priors.chip_per_monitor, duty))
     bidirectional = {
-        "eta_total": Result(eta_total, "", eta_total_err),
+        "eta_total": Result(values["eta_total"], "", shares.widened("eta_total", spectrum.eta_at_f_m()[1])),
         "pump_power_w": Result(operating_chip_w, "W", operating_chip_w * priors.rel_err.get(
             "chip_per_monitor", 0.0)),
-        "cooperativity": Result(spectrum.cooperativity, "", spectrum.cooperativity_err),
+        "cooperativity": Result(spectrum.cooperativity, "",
+                                shares.widened("cooperativity", spectrum.cooperativity_err)),
         "laser_power_w": Result(float(operating), "W"),
         # the microwave mode as this pump leaves it (pump-induced loss and shift, §1.2)
-        "kappa_m_hz": Result(spectrum.mode.rates.kappa_m_hz, "Hz", spectrum.mode.kappa_m_err),
-        "f_m_hz": Result(priors.f_m_hz + spectrum.mode.delta_m_hz, "Hz", spectrum.mode.delta_m_err),
+        "kappa_m_hz": Result(values["kappa_m_hz"], "Hz",
+                             shares.widened("kappa_m_hz", spectrum.mode.kappa_m_err)),
+        "f_m_hz": Result(values["f_m_hz"], "Hz", shares.widened("f_m_hz", spectrum.mode.delta_m_err)),
     }
+    eta_total, eta_total_err = bidirectional["eta_total"].value, bidirectional["eta_total"].stderr
     # The physics across steps: eta_total <= eta_max (4C/(1+C)^2 <= 1), and the C of this
     # spectrum against the C the sweep's slope predicts at this pump power (physics.md §1.3).
     predicted_c = k * factor * operating_chip_w
@@ -346,41 +361,50 @@ def spectrum_shape(spectra) -> str | None:
     return None
 
 
-def _cooperativity_slope(spectra, pump_w):
+def _cooperativity_slope(spectra, pump_w, pump_rel_err: float):
     """The spectra's C with the pump-off linewidth (``C kappa_m(P) / kappa_m,0``, which the
     pump's loss on the microwave mode does not bend) against the on-chip pump (times the
-    detuning factor): C = k P."""
+    detuning factor): C = k P. ``pump_rel_err``: the monitor readings' relative scatter; at
+    high C the spectra know C better than the monitor knows P."""
     coop, coop_err = np.array([p.cooperativity_rest for p in spectra]).T
-    return spectra, fit_slope(pump_w, coop, coop_err)
+    return spectra, fit_slope(pump_w, coop, coop_err, pump_rel_err)
 
 
-def _pump_law(run, chip_w, spectra, spectra_at, delta_p: float, delta_p_err: float):
+def _pump_law(run, chip_w, spectra, spectra_at, priors, pump):
     """The power law of the pumped microwave mode over the sweep (physics.md §1.2), or None with
     an event when the sweep has too few powers to fit it (later steps then assume the pump-off
     mode).
 
-    Every power's fit takes the measured pump detuning as given, so its error moves all of them
-    together (the conversion's share of S11 grows with C): a common-mode error no single fit nor
-    the law's chi-square sees. It is carried by refitting at ``delta_p +- delta_p_err``
-    (``spectra_at(delta)``) and adding half the spread in quadrature."""
+    Every power's fit takes the linewidths, f_m and the pump detuning as given, so an error in
+    one of them moves all of them together (the conversion's share of S11 grows with C): a
+    common-mode error no single fit nor the law's chi-square sees. Each one's share is found by
+    refitting the sweep with it moved by its error (``spectra_at(priors, detuning)``,
+    :mod:`experiments.transduction.prior_errors`) and added to the law's own errors."""
     def law_of(fits):
         return fit_pump_dependence(chip_w, *np.array([
             (p.mode.rates.kappa_m_hz, p.mode.kappa_m_err, p.mode.delta_m_hz, p.mode.delta_m_err)
             for p in fits]).T)
 
+    def coefficients(law):
+        return {"loss": law.loss_hz, "shift": law.shift_hz}
+
     try:
         law = law_of(spectra)
-        if delta_p_err > 0 and math.isfinite(delta_p_err):
-            high, low = (law_of(spectra_at(delta_p + sign * delta_p_err)) for sign in (1, -1))
-            law = replace(law, loss_err=math.hypot(law.loss_err, (high.loss_hz - low.loss_hz) / 2),
-                          shift_err=math.hypot(law.shift_err, (high.shift_hz - low.shift_hz) / 2))
+        shares = prior_shares(lambda pr, d: coefficients(law_of(spectra_at(pr, d))), priors, pump,
+                              coefficients(law))
     except FitError as exc:
         run.event("pumped_mode", f"{STEP}: the pump's effect on the microwave mode is not measured "
                                  f"({exc}); later steps assume the pump-off kappa_m and f_m")
         return None
+    fit_loss_err = law.loss_err
+    law = replace(law, loss_err=shares.widened("loss", law.loss_err),
+                  shift_err=shares.widened("shift", law.shift_err))
     run.event("pumped_mode", f"{STEP}: under the pump kappa_m rises by {law.loss_hz / 1e3:.4g} kHz "
                              f"and f_m falls by {law.shift_hz / 1e3:.4g} kHz per W^{law.exponent:.2f} "
-                             f"on chip (physics.md §1.2)")
+                             f"on chip (physics.md §1.2); the rise's error "
+                             f"{100 * law.loss_err / abs(law.loss_hz):.2g} %: the fit "
+                             f"{100 * fit_loss_err / abs(law.loss_hz):.2g} %, "
+                             f"{shares.describe('loss', law.loss_hz)}")
     return law
 
 

@@ -30,6 +30,10 @@ class Priors:
     chip_per_monitor: float | None
     rel_err: dict[str, float]  # relative standard errors by result name
     suspects: dict[str, str] | None = None  # reason by result name, for suspect priors
+    # the optical dip's depth error and its correlation with the width's (kappa_o_ex is
+    # kappa_o (1 -+ sqrt(1 - depth)) / 2), where the resonance step recorded them
+    dip_depth_err: float | None = None
+    dip_width_depth_corr: float = 0.0
 
     def doubt(self, *names: str) -> str | None:
         """Why a result computed from the priors ``names`` (all of them if none) inherits a doubt."""
@@ -73,9 +77,13 @@ def load_priors(run, *, pump_calibration: bool = True) -> Priors:
     if suspect and hasattr(run, "event"):
         run.event("suspect", f"going on with suspect calibrations, results built on them are "
                              f"marked: {suspect}")
+    optical = getattr(run, "results", {}).get("optical_resonance", {})
+    depth, corr = optical.get("min_transmission"), optical.get("width_depth_correlation")
     return Priors(values["wavelength_m"], rates, values["f_m_hz"],
                   values.get("chip_per_monitor"), rel,
-                  {key.split(".")[1]: r.suspect for key, r in used.items() if r.suspect})
+                  {key.split(".")[1]: r.suspect for key, r in used.items() if r.suspect},
+                  dip_depth_err=depth.stderr if depth is not None else None,
+                  dip_width_depth_corr=float(corr.value) if corr is not None else 0.0)
 
 
 def eta_max_with_error(priors: Priors) -> tuple[float, float]:
@@ -106,9 +114,8 @@ def pumped_mode(run, priors: Priors, power_w: float) -> PumpedMode:
     """The microwave mode at ``power_w`` on chip: ``kappa_m,0 + b_k P^gamma`` and
     ``-b_f P^gamma`` (physics.md §1.2) with the law efficiency_vs_pump measured in this run; the
     pump-off mode when this run has no such measurement or it found no change."""
-    found = getattr(run, "results", {}).get("efficiency_vs_pump", {})
-    if not all(name in found for name in PUMP_LAW) or not any(
-            abs(found[n].value) > SIGMAS * (found[n].stderr or 0.0) for n in PUMP_LAW[:2]):
+    found = _pump_law_in_use(run)
+    if found is None:
         return PumpedMode(power_w, priors.rates, 0.0)  # no measured change: the pump-off mode
     loss, shift, gamma = (float(found[name].value) for name in PUMP_LAW)
     x = max(power_w, 0.0) ** gamma
@@ -117,3 +124,22 @@ def pumped_mode(run, priors: Priors, power_w: float) -> PumpedMode:
     doubts = [f"efficiency_vs_pump.{n} ({found[n].suspect})" for n in PUMP_LAW if found[n].suspect]
     return PumpedMode(power_w, rates, -shift * x,
                       "built on suspect " + "; ".join(doubts) if doubts else None)
+
+
+def pumped_kappa_m_err(run, power_w: float) -> float:
+    """The standard error of the pumped kappa_m :func:`pumped_mode` gives at ``power_w``: the
+    law's loss coefficient's error times P^gamma; 0 where the run has no law in use."""
+    found = _pump_law_in_use(run)
+    if found is None:
+        return 0.0
+    loss, gamma = found["kappa_m_pump_loss_hz"], float(found["pump_loss_exponent"].value)
+    return float(loss.stderr or 0.0) * max(power_w, 0.0) ** gamma
+
+
+def _pump_law_in_use(run) -> dict[str, Result] | None:
+    """efficiency_vs_pump's pump law where this run has one that found a change, else None."""
+    found = getattr(run, "results", {}).get("efficiency_vs_pump", {})
+    if not all(name in found for name in PUMP_LAW) or not any(
+            abs(found[n].value) > SIGMAS * (found[n].stderr or 0.0) for n in PUMP_LAW[:2]):
+        return None
+    return found

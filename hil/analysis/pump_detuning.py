@@ -9,7 +9,7 @@ gives the cooperativity factor directly, with no error from the laser's grid.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +27,17 @@ class PumpDetuning:
     transmission: float    # T at the pump wavelength
     transmission_err: float
     from_wavelengths_hz: float  # what the laser's wavelength and the resonance step's centre say
+    # the readings it came from, so it can be worked out again with other linewidths
+    readings: np.ndarray | None = field(default=None, repr=False, compare=False)
+    nominal_hz: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def with_rates(self, rates: Rates) -> PumpDetuning:
+        """The same readings worked out with other optical linewidths, its errors from the
+        readings' scatter alone: how the detuning moves with the linewidths it was computed
+        from (their errors are then carried by whoever varies them)."""
+        if self.readings is None or self.nominal_hz is None:
+            raise ValueError("this detuning has no readings to work out again")
+        return detuning_from_dip(self.readings, self.nominal_hz, rates, 0.0, 0.0)
 
 
 def detuning_from_dip(power, nominal_hz, rates: Rates, kappa_rel_err: float,
@@ -57,4 +68,4 @@ def detuning_from_dip(power, nominal_hz, rates: Rates, kappa_rel_err: float,
     # d Delta / d factor = -(kappa/2) / (2 factor^2 sqrt(1/factor - 1)); bounded near factor = 1
     slope = kappa / 4 / (factor ** 2 * max(math.sqrt(1 / factor - 1), factor_err))
     return PumpDetuning(detuning, slope * factor_err, factor, factor_err, transmission,
-                        transmission * rel, float(nominal_hz[1]))
+                        transmission * rel, float(nominal_hz[1]), power, np.asarray(nominal_hz, dtype=float))
