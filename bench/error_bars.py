@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -80,9 +81,10 @@ def truths(station: dict, seed: int, results) -> dict[str, tuple[float, float, f
     bandwidth = at_bw.bandwidth_hz(float(at_bw.cooperativity(bw_power, detuning)),
                                    float(at_bw.signal_detuning_hz(detuning)))
     rows["conversion_bandwidth.bandwidth_hz"] = (*got("conversion_bandwidth", "bandwidth_hz"), bandwidth)
-    rows["added_noise.n_add"] = (*got("added_noise", "n_add"), physics.noise.added_noise(
-        "m->o", got("added_noise", "pump_power_w")[0], detuning,
-        t_bath_k=got("added_noise", "mxc_temperature_k")[0]))
+    noise_power = got("added_noise", "pump_power_w")[0]  # the noise of the mode as the pump leaves it
+    noise = replace(physics.noise, transducer=physics.transducer_at(noise_power, in_pulse))
+    rows["added_noise.n_add"] = (*got("added_noise", "n_add"), noise.added_noise(
+        "m->o", noise_power, detuning, t_bath_k=got("added_noise", "mxc_temperature_k")[0]))
     return rows
 
 

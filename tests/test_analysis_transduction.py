@@ -14,7 +14,7 @@ from hil.analysis.efficiency import (
     reading_scatter,
     value_at,
 )
-from hil.analysis.noise import added_noise, internal_bath, output_occupancy
+from hil.analysis.noise import added_noise, internal_bath, output_occupancy, pooled_ratio_scatter
 from hil.analysis.transducer import (
     PORTS,
     Rates,
@@ -186,3 +186,30 @@ def test_a_slope_carries_the_scatter_of_its_x_readings():
     assert np.mean(bare) > 10
     assert np.std(slopes, ddof=1) == pytest.approx(np.mean(errs), rel=0.15)
     assert np.mean(scatter) == pytest.approx(rel_x, rel=0.1)
+
+
+def test_the_output_occupancys_error_pools_the_readings_scatter_over_the_powers():
+    """Three on/off pairs per power at five powers, each reading scattering by 0.1 % on a floor
+    the amplifier sets (n_amp = k_B T_N / h f = 9.5 photons at 8.8 GHz and 4 K, N = 0.15): over
+    2000 such sweeps the error from the scatter pooled over all powers is the scatter of n_out
+    (Student's t with 10 degrees of freedom: rms pull sqrt(10/8)), while three pairs' own
+    scatter (2 degrees of freedom, often far too small) gives an rms pull over 2 (physics.md
+    §3 (g): n_out + n_amp is the on/off ratio times constants)."""
+    from scipy.constants import Boltzmann, Planck
+    rng = np.random.default_rng(9)
+    t_n, f_m, n_true, rel = 4.0, 8.8e9, 0.15, 1e-3
+    n_amp = Boltzmann * t_n / (Planck * f_m)
+    pooled_pulls, own_pulls, scatters = [], [], []
+    for _ in range(2000):
+        groups = [(Planck * f_m * (n_true + n_amp) * (1 + rel * rng.standard_normal(3)),
+                   Boltzmann * t_n * (1 + rel * rng.standard_normal(3))) for _ in range(5)]
+        scatter, dof = pooled_ratio_scatter(groups)
+        scatters.append(scatter)
+        pooled = output_occupancy(*groups[-1], f_m, f_m, t_n, ratio_scatter=scatter)
+        own = output_occupancy(*groups[-1], f_m, f_m, t_n)
+        pooled_pulls.append((pooled.n_out - n_true) / pooled.n_out_err)
+        own_pulls.append((own.n_out - n_true) / own.n_out_err)
+    assert dof == 10
+    assert np.mean(scatters) == pytest.approx(np.sqrt(2) * rel, rel=0.05)
+    assert np.sqrt(np.mean(np.square(pooled_pulls))) == pytest.approx(np.sqrt(10 / 8), abs=0.06)
+    assert np.sqrt(np.mean(np.square(own_pulls))) > 2

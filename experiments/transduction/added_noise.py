@@ -21,7 +21,9 @@ every reading, since its thermal occupancy adds to n_int.
 Sequential stopping (lab time goes where the result needs it). The results are given at the
 operating power: there, reading pairs are taken until n_add's standard error is below
 ``n_add_rel`` of it (at least ``min_readings``, at most ``readings``); the other powers, which
-draw the curve n_add(P), get ``min_readings`` pairs. A reading pair not taken is stored as NaN
+draw the curve n_add(P), get ``min_readings`` pairs. n_add's error takes one pair's scatter
+pooled over every power's pairs (a few pairs' own scatter can come out several times too small,
+and a rule stopping on it stops early exactly then). A reading pair not taken is stored as NaN
 (the run file keeps the planned grid) and an event says where the averaging stopped.
 
 The hot bath follows the pump's peak power (pulsed pump: the analyzer's noise is taken as gated
@@ -69,7 +71,7 @@ from experiments.transduction.pump_detuning import measure_pump_detuning
 from experiments.transduction.tuning import line_occupancy
 from hil.analysis.checks import flag_all, precise
 from hil.analysis.noise import added_noise as added_noise_of
-from hil.analysis.noise import internal_bath, output_occupancy
+from hil.analysis.noise import internal_bath, output_occupancy, pooled_ratio_scatter
 from hil.analysis.transducer import Rates, s_element
 from hil.calibration import require
 from hil.experiment import step
@@ -142,11 +144,13 @@ def added_noise(
     c_rel = math.hypot((p_c1.stderr or 0.0) / p_c1.value, priors.rel_err.get("chip_per_monitor", 0.0),
                        pump.factor_err / factor)
 
-    def precision(on, off, monitor) -> float:
-        """n_add's relative error at the operating power from the pairs taken so far."""
+    def precision(on, off, monitor, earlier) -> float:
+        """n_add's relative error at the operating power from the pairs taken so far, with one
+        pair's scatter pooled over every power's pairs (``earlier``: the powers before)."""
         coop = float(on_chip_peak_w(np.mean(monitor), priors.chip_per_monitor, duty)) * factor / p_c1.value
-        row = _analyse(dbm_to_w(np.array(on)), dbm_to_w(np.array(off)), f_m, offset, t_n, coop,
-                       rates, -delta_p)
+        on_w, off_w = dbm_to_w(np.array(on)), dbm_to_w(np.array(off))
+        scatter, _ = pooled_ratio_scatter([*earlier, (on_w, off_w)])
+        row = _analyse(on_w, off_w, f_m, offset, t_n, coop, rates, -delta_p, ratio_scatter=scatter)
         return _errors(row, coop, c_rel, rates, priors.rel_err, -delta_p)["n_add"] / abs(row["n_add"])
 
     measured = {"monitor_power": lab.monitor.power,
@@ -170,10 +174,12 @@ def added_noise(
                      for p, m in zip(chip_w, modes, strict=True)])
     n_line, warm_line = line_occupancy(run)
     taken = np.isfinite(data["psd_on"]) & np.isfinite(data["psd_off"])  # pairs not skipped
-    rows = [_analyse(dbm_to_w(data["psd_on"][i][taken[i]]), dbm_to_w(data["psd_off"][i][taken[i]]),
-                     f_m, offset, t_n, float(coop[i]), modes[i].rates, -delta_p, modes[i].delta_m_hz,
-                     n_line)
-            for i in range(planned.size)]
+    pairs_w = [(dbm_to_w(data["psd_on"][i][taken[i]]), dbm_to_w(data["psd_off"][i][taken[i]]))
+               for i in range(planned.size)]
+    scatter, scatter_dof = pooled_ratio_scatter(pairs_w)
+    rows = [_analyse(on_w, off_w, f_m, offset, t_n, float(coop[i]), modes[i].rates, -delta_p,
+                     modes[i].delta_m_hz, n_line, scatter if scatter_dof >= 4 else None)
+            for i, (on_w, off_w) in enumerate(pairs_w)]
     i_op = int(np.argmin(np.abs(planned - operating)))
     op = rows[i_op]
     err = _errors(op, float(coop[i_op]), c_rel, modes[i_op].rates, priors.rel_err, -delta_p,
@@ -232,11 +238,13 @@ class _Sequential:
         self._operating_w = operating_w
         self._least = least
         self._target = target_rel
-        self._precision = precision  # (on, off, monitor) -> relative error of n_add
+        self._precision = precision  # (on, off, monitor, earlier) -> relative error of n_add
         self._power = math.nan
         self._index = 0
         self._done = False
         self._taken: dict[str, dict[int, float]] = {name: {} for name in measured}
+        # the finished powers' pairs (W), whose scatter the stopping rule pools with its own
+        self._earlier: list[tuple[np.ndarray, np.ndarray]] = []
         self.reading = Parameter("reading", label="Reading", unit="", set_cmd=self._next,
                                  get_cmd=False)
         self.measured = {name: Parameter(name, label=p.label, unit=p.unit, set_cmd=False,
@@ -245,6 +253,9 @@ class _Sequential:
 
     def new_power(self, watts: float) -> None:
         if watts != self._power:
+            on, off = (list(self._taken[k].values()) for k in ("psd_on", "psd_off"))
+            if on:
+                self._earlier.append((dbm_to_w(np.array(on)), dbm_to_w(np.array(off))))
             self._power, self._done = watts, False
             for values in self._taken.values():
                 values.clear()
@@ -258,7 +269,7 @@ class _Sequential:
             return
         on, off, monitor = (list(self._taken[k].values()) for k in
                             ("psd_on", "psd_off", "monitor_power"))
-        rel = self._precision(on, off, monitor)
+        rel = self._precision(on, off, monitor, self._earlier)
         if rel <= self._target:
             self._done = True
             self._run.event("averaging", f"{STEP}: n_add known to {rel:.1%} after {len(on)} "
@@ -276,7 +287,8 @@ class _Sequential:
 
 
 def _analyse(psd_on, psd_off, f_m: float, offset: float, t_n: float, coop: float, rates: Rates,
-             delta_o: float, delta_m: float = 0.0, n_line: float = 0.0) -> dict[str, float]:
+             delta_o: float, delta_m: float = 0.0, n_line: float = 0.0,
+             ratio_scatter: float | None = None) -> dict[str, float]:
     """One power's readings -> N_m, gain, n_int, n_add (the off-resonance occupancy: the line the
     device reflects there and its own tail, computed with the n_int found: two passes). In the
     frame of the pumped mode (``delta_m`` from the pump-off f_m) the readings sit at ``-delta_m``
@@ -286,7 +298,7 @@ def _analyse(psd_on, psd_off, f_m: float, offset: float, t_n: float, coop: float
     for _ in range(2):
         n_off = (n_int * abs(complex(s_element("m_ex", "m_0", offset - delta_m, coop, rates, d_o))) ** 2
                  + n_line * reflected)
-        out = output_occupancy(psd_on, psd_off, f_m, f_m + offset, t_n, n_off)
+        out = output_occupancy(psd_on, psd_off, f_m, f_m + offset, t_n, n_off, ratio_scatter)
         n_int = internal_bath(out.n_out, coop, rates, d_o, offset_hz=-delta_m, n_line=n_line)
     return {"n_out": out.n_out, "n_out_err": out.n_out_err, "gain": out.gain, "gain_err": out.gain_err,
             "n_int": n_int, "n_add": added_noise_of("m->o", n_int, coop, rates, d_o, -delta_m),

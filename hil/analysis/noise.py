@@ -44,9 +44,11 @@ class OutputNoise:
 
 
 def output_occupancy(psd_on_w, psd_off_w, f_on_hz: float, f_off_hz: float, noise_temp_k: float,
-                     n_off: float = 0.0) -> OutputNoise:
+                     n_off: float = 0.0, ratio_scatter: float | None = None) -> OutputNoise:
     """N(f_on) from paired PSD readings (W/Hz) on and off resonance; ``n_off`` is the device's
-    output occupancy off resonance (0 for a cold line). Mean and standard error over the pairs."""
+    output occupancy off resonance (0 for a cold line). Mean and standard error over the pairs:
+    the error from ``ratio_scatter`` (one pair's relative on/off scatter, pooled over more
+    readings than these, :func:`pooled_ratio_scatter`) where given, else from these pairs."""
     on = np.asarray(psd_on_w, dtype=float).ravel()
     off = np.asarray(psd_off_w, dtype=float).ravel()
     if on.size != off.size or on.size == 0:
@@ -54,13 +56,35 @@ def output_occupancy(psd_on_w, psd_off_w, f_on_hz: float, f_off_hz: float, noise
     if np.any(off <= 0) or np.any(on <= 0):
         raise FitError("a noise reading is not positive")
     gain = off / (Planck * f_off_hz * (amplifier_occupancy(noise_temp_k, f_off_hz) + n_off))
-    n_out = on / (gain * Planck * f_on_hz) - amplifier_occupancy(noise_temp_k, f_on_hz)
+    n_amp = float(amplifier_occupancy(noise_temp_k, f_on_hz))
+    n_out = on / (gain * Planck * f_on_hz) - n_amp
     n = on.size
 
     def sem(x) -> float:
         return float(np.std(x, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
 
-    return OutputNoise(float(np.mean(n_out)), sem(n_out), float(np.mean(gain)), sem(gain), n)
+    # n_out + n_amp is the on/off ratio times constants: its relative scatter is the ratio's
+    n_out_err = (sem(n_out) if ratio_scatter is None else
+                 (float(np.mean(n_out)) + n_amp) * ratio_scatter / math.sqrt(n))
+    return OutputNoise(float(np.mean(n_out)), n_out_err, float(np.mean(gain)), sem(gain), n)
+
+
+def pooled_ratio_scatter(groups) -> tuple[float, int]:
+    """One reading pair's relative on/off scatter, pooled over ``groups`` of pairs (``(on, off)``
+    per pump power: the analyzer's noise on a floor the amplifier sets is the same at every
+    power), and its degrees of freedom. A handful of pairs alone says little about it: their
+    own scatter can come out several times too small, and an error bar or a stopping rule built
+    on it with it."""
+    squares, dof = 0.0, 0
+    for on, off in groups:
+        on, off = np.asarray(on, dtype=float).ravel(), np.asarray(off, dtype=float).ravel()
+        ok = (on > 0) & (off > 0) & np.isfinite(on) & np.isfinite(off)
+        if ok.sum() < 2:
+            continue
+        log_ratio = np.log(on[ok] / off[ok])
+        squares += float(np.sum((log_ratio - log_ratio.mean()) ** 2))
+        dof += int(ok.sum()) - 1
+    return (math.sqrt(squares / dof) if dof else math.nan), dof
 
 
 def internal_bath(n_out: float, cooperativity: float, rates: Rates, delta_o_hz: float = 0.0,
