@@ -106,4 +106,29 @@ def test_bandwidth_from_the_model_fit_holds_against_noise_and_its_bias(cooperati
     truth = 10e6 * (1 + cooperativity)
     assert fit.fwhm == pytest.approx(truth, rel=0.02)
     assert abs(fit.fwhm - truth) < 4 * fit.fwhm_err  # the stated error covers the scatter
-    assert 0 <= fit.noise_bias < 3 * sigma ** 2
+    # the bias itself is known only roughly: over 200 such traces it scatters by 0.8 sigma^2
+    # (C = 0.3) and 2 sigma^2 (C = 2) about sigma^2
+    assert 0 <= fit.noise_bias < 6 * sigma ** 2
+
+
+def test_the_bandwidths_stated_error_is_its_scatter_over_repeated_traces():
+    """|S21|^2 of signal plus complex receiver noise scatters as sqrt(|s|^2 + sigma^2): strong at
+    the peak, weak in the wings. Over 300 noisy traces of one spectrum (physics.md §1.3: FWHM
+    kappa_m (1 + C) for kappa_o >> kappa_m) the stated FWHM error is the FWHM's scatter, and
+    the mean is the truth within that scatter's standard error (the fit weighs each point by
+    its own noise)."""
+    from hil.analysis.transducer import conversion_efficiency
+
+    rates = Rates(2e9, 1e9, 10e6, 5e6)
+    x = np.linspace(-60e6, 60e6, 101)
+    rng = np.random.default_rng(4)
+    s = np.sqrt(conversion_efficiency(x, 0.8, rates)) * 1e-3
+    sigma = 0.02 * s.max()
+    def trace():
+        noise = rng.standard_normal(x.size) + 1j * rng.standard_normal(x.size)
+        return np.abs(s + sigma * noise / math.sqrt(2)) ** 2
+
+    fits = [fit_conversion_spectrum(x, trace(), rates) for _ in range(300)]
+    widths = np.array([f.fwhm for f in fits])
+    assert np.std(widths, ddof=1) == pytest.approx(np.mean([f.fwhm_err for f in fits]), rel=0.12)
+    assert abs(np.mean(widths) - 18e6) < 4 * np.std(widths) / math.sqrt(widths.size)

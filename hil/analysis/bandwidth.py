@@ -144,22 +144,30 @@ def fit_conversion_spectrum(offset_hz, power, rates, delta_o_hz: float = 0.0,
     def shape(log_c):
         return conversion_efficiency(x, math.exp(log_c), rates, delta_o_hz, delta_m_hz)
 
+    weights = np.ones_like(ys)
+
     def linear(log_c):
-        """Best G, b for this C (linear least squares, b >= 0)."""
+        """Best G, b for this C (weighted linear least squares, b >= 0)."""
         m = shape(log_c)
-        design = np.column_stack([m, np.ones_like(m)])
-        (g, b), *_ = np.linalg.lstsq(design, ys, rcond=None)
+        design = np.column_stack([m, np.ones_like(m)]) / weights[:, None]
+        (g, b), *_ = np.linalg.lstsq(design, ys / weights, rcond=None)
         if b < 0:
-            g, b = float(np.dot(m, ys) / np.dot(m, m)), 0.0
+            mw = m / weights
+            g, b = float(np.dot(mw, ys / weights) / np.dot(mw, mw)), 0.0
         return g, b
 
     def residual(p):
         g, b = linear(p[0])
-        return g * shape(p[0]) + b - ys
+        return (g * shape(p[0]) + b - ys) / weights
 
     grid = np.linspace(math.log(1e-4), math.log(1e3), 141)
     first = float(grid[int(np.argmin([np.sum(residual([v]) ** 2) for v in grid]))])
     fit = least_squares(residual, x0=[first], method="lm")
+    # A magnitude squared of signal plus receiver noise (2 sigma^2 = b per point) scatters as
+    # sqrt(|s|^2 + sigma^2): weigh each point so, from the first fit's model, and fit again.
+    g, b = linear(float(fit.x[0]))
+    weights = np.sqrt(np.clip(g * shape(float(fit.x[0])) + b / 2, 1e-6, None))
+    fit = least_squares(residual, x0=fit.x, method="lm")
     log_c = float(fit.x[0])
     dof = max(x.size - 3, 1)
     s2 = float(np.sum(fit.fun ** 2)) / dof
@@ -176,7 +184,7 @@ def fit_conversion_spectrum(offset_hz, power, rates, delta_o_hz: float = 0.0,
     c = math.exp(log_c)
     return SpectrumFit(
         fwhm=w, fwhm_err=dw * log_c_err, cooperativity=c, cooperativity_err=c * log_c_err,
-        scale=g * y_scale, noise_bias=b * y_scale, residuals=fit.fun * y_scale,
+        scale=g * y_scale, noise_bias=b * y_scale, residuals=fit.fun * weights * y_scale,
         model=lambda f: (g * conversion_efficiency(np.asarray(f, float), c, rates, delta_o_hz,
                                                    delta_m_hz) + b) * y_scale)
 
