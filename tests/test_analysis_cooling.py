@@ -30,6 +30,28 @@ def test_cooling_fit_recovers_a_and_t0_from_the_physics_md_table() -> None:
     assert fit.cooling_power(0.020) == pytest.approx(0.05 * (0.02 ** 2 - 0.01 ** 2), rel=0.02)
 
 
+def test_a_heat_maps_error_from_given_errors_is_its_scatter() -> None:
+    """Four heater levels, five readings each with 3.5e-4 relative thermometer noise (physics.md
+    §1.6 item 6: T0 = 10 mK, a = 0.05 W/K^2): with each point's error from the scatter pooled
+    over the levels (16 degrees of freedom, scaled up where the line's scatter exceeds them) a's
+    stated error is its scatter over 1000 maps (rms pull within 0.85-1.15); scaled by the line's
+    own chi-square (2 degrees of freedom) it is not."""
+    rng = np.random.default_rng(2)
+    p = np.array([0, 1, 10, 100]) * 1e-6
+    steady = np.array([mixing_chamber_steady_k(x, 0.010, 0.05) for x in p])
+    pulls, scaled = [], []
+    for _ in range(1000):
+        temps = steady[:, None] * (1 + 3.5e-4 * rng.standard_normal((4, 5)))
+        t = temps.mean(axis=1)
+        pooled = t * np.sqrt(np.mean(temps.var(axis=1, ddof=1) / t ** 2)) / np.sqrt(5)
+        fit = fit_cooling(p, t, pooled)
+        pulls.append((fit.a - 0.05) / fit.a_err)
+        bare = fit_cooling(p, t)  # no errors: scaled to the scatter about the line
+        scaled.append((bare.a - 0.05) / bare.a_err)
+    assert 0.85 < np.sqrt(np.mean(np.square(pulls))) < 1.15
+    assert np.sqrt(np.mean(np.square(scaled))) > 1.3
+
+
 def test_cooling_fit_refuses_a_flat_map() -> None:
     with pytest.raises(FitError, match="does not rise"):
         fit_cooling([0, 1e-6, 2e-6], [0.01, 0.0099, 0.0098])

@@ -41,7 +41,7 @@ def check_against_truth(run) -> dict:
     record = open_run(run.path)
     assert record.status == "completed"
     step = record.steps["pump_calibration"]
-    assert step["monitor_power"].size == 6 and step["through_power"].attrs["units"] == "W"
+    assert step["monitor_power"].size == 16 and step["through_power"].attrs["units"] == "W"
     return results
 
 

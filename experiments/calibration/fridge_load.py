@@ -147,7 +147,10 @@ def fridge_load(
     temps = data["mxc_temperature"]  # (powers, samples)
     power = data["heater_power"].mean(axis=1)
     t_mean = temps.mean(axis=1)
-    t_err = temps.std(axis=1, ddof=1) / np.sqrt(samples) if samples > 1 else None
+    # the thermometer's relative scatter is the same at every level: pooled over all of them
+    # (4 dof a level would leave each point's error, and the fit's, poorly known)
+    t_err = (t_mean * np.sqrt(np.mean(temps.var(axis=1, ddof=1) / t_mean ** 2)) / np.sqrt(samples)
+             if samples > 1 else None)
     for row, p in enumerate(power):
         if samples >= 3:
             trend = level(data["dwell"], temps[row])

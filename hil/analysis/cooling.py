@@ -4,7 +4,8 @@ Model: a load ``P`` (heater plus absorbed light) settles the mixing chamber at
 ``T = sqrt(T0^2 + P / a)``, i.e. ``P = a (T^2 - T0^2)``, the cooling power of a dilution
 refrigerator growing as ``T^2``. In ``T^2`` the model is a straight line,
 ``T^2 = T0^2 + P / a``, fitted by weighted least squares (``sigma(T^2) = 2 T sigma(T)``) with the
-covariance scaled by the scatter about the line; then ``a = 1 / slope`` and
+covariance scaled up by the scatter about the line where it exceeds the given errors (and to it
+where none are given); then ``a = 1 / slope`` and
 ``T0 = sqrt(intercept)``.
 """
 
@@ -60,7 +61,10 @@ def fit_cooling(power_w, temperature_k, temperature_err_k=None) -> CoolingFit:
     resid = (y - (coef[0] + coef[1] * p / p_scale)) * w
     dof = p.size - 2
     chi2 = float(resid @ resid) / dof if dof > 0 else 1.0
-    cov = np.linalg.inv(design.T @ design) * chi2
+    # given errors are trusted unless the scatter about the line exceeds them; assumed ones
+    # (relative 1e-3) are scaled to the scatter
+    scale = max(chi2, 1.0) if temperature_err_k is not None else chi2
+    cov = np.linalg.inv(design.T @ design) * scale
     intercept, slope = coef[0], coef[1] / p_scale
     intercept_err = np.sqrt(cov[0, 0])
     slope_err = np.sqrt(cov[1, 1]) / p_scale
