@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+import h5py
 import numpy as np
 import yaml
 
@@ -42,7 +43,7 @@ def run_seed(station: dict, seed: int, folder: Path) -> tuple[int, Path, int]:
     return seed, out, done.returncode
 
 
-def truths(station: dict, seed: int, results) -> dict[str, tuple[float, float, float]]:
+def truths(station: dict, seed: int, results, path: Path) -> dict[str, tuple[float, float, float]]:
     """(value, stderr, truth) by result, for every result the twin can say the truth of."""
     twin = TwinLab(TwinParams.from_mapping({**station.get("twin", {}), "seed": seed}))
     truth, physics = twin.truth(), twin.physics
@@ -67,6 +68,13 @@ def truths(station: dict, seed: int, results) -> dict[str, tuple[float, float, f
             *got("efficiency_vs_pump", "kappa_m_pump_loss_hz"), in_pulse * q.loss_hz_per_w_gamma)
         rows["efficiency_vs_pump.f_m_pump_shift_hz"] = (
             *got("efficiency_vs_pump", "f_m_pump_shift_hz"), in_pulse * q.shift_hz_per_w_gamma)
+    # the on-chip peak pump at each step's laser power, as the monitor reading gave it
+    with h5py.File(path, "r") as f:
+        lasers = {step: float(f[step]["laser_power"][0])
+                  for step in ("bidirectional", "conversion_bandwidth")}
+    lasers["added_noise"] = got("added_noise", "laser_power_w")[0]
+    for step, laser_w in lasers.items():
+        rows[f"{step}.pump_power_w"] = (*got(step, "pump_power_w"), physics.on_chip_pump_w(laser_w))
     detuning = got("efficiency_vs_pump_pump_detuning", "pump_detuning_hz")[0]
     power = got("bidirectional", "pump_power_w")[0]
     pumped = physics.transducer_at(power, in_pulse)
@@ -93,10 +101,14 @@ def main() -> None:
     parser.add_argument("--station", default=str(ROOT / "stations" / "twin.yaml"))
     parser.add_argument("--seeds", type=int, default=12)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--keep", help="keep the run files in this folder (else a temporary one)")
+    parser.add_argument("--per-seed", action="store_true", help="print each seed's pulls too")
     args = parser.parse_args()
     station = yaml.safe_load(Path(args.station).read_text())
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
-        runs = list(pool.map(lambda s: run_seed(station, s, Path(tmp)), range(1, args.seeds + 1)))
+        folder = Path(args.keep or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        runs = list(pool.map(lambda s: run_seed(station, s, folder), range(1, args.seeds + 1)))
         table: dict[str, list[tuple[float, float]]] = {}
         for seed, out, code in runs:
             if code not in (0, 3):  # 3: completed with suspect results
@@ -108,7 +120,7 @@ def main() -> None:
             suspects = [f"{s}.{n}" for s, d in summary["steps"].items() for n, r in d["results"].items()
                         if "suspect" in r]
             print(f"seed {seed}: exit {code}" + (f", suspect: {', '.join(suspects)}" if suspects else ""))
-            for name, (value, err, truth) in truths(station, seed, summary["steps"]).items():
+            for name, (value, err, truth) in truths(station, seed, summary["steps"], out).items():
                 table.setdefault(name, []).append((100 * (value / truth - 1), (value - truth) / err))
     width = max(map(len, table))
     print(f"\n{'result':{width}}  {'mean err %':>10}  {'rms err %':>9}  {'rms pull':>8}  {'max |pull|':>10}")
@@ -116,6 +128,8 @@ def main() -> None:
         errors, pulls = np.array(rows).T
         print(f"{name:{width}}  {np.mean(errors):+10.3f}  {np.sqrt(np.mean(errors ** 2)):9.3f}  "
               f"{np.sqrt(np.nanmean(pulls ** 2)):8.2f}  {np.nanmax(np.abs(pulls)):10.1f}")
+        if args.per_seed:
+            print(f"{'':{width}}  pulls: " + " ".join(f"{p:+.1f}" for p in pulls))
 
 
 if __name__ == "__main__":

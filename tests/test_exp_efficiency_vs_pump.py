@@ -6,6 +6,8 @@ truth (tests/transduction_support.py).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import yaml
@@ -54,6 +56,20 @@ def test_recovers_g0_p_c1_eta_max_and_eta_total(tmp_path, profile):
     assert record.steps["bidirectional"]["s12"].shape == (1, 101)
     assert (tmp_path / "run_efficiency_vs_pump.png").is_file()
     assert (tmp_path / "run_bidirectional.png").is_file()
+
+
+def test_the_on_chip_powers_error_carries_the_monitor_meters_noise(tmp_path):
+    """The operating point's on-chip power comes from one monitor reading: its error carries the
+    meter's noise, which the step measures from its sweep's readings and records for the later
+    steps. On the twin one sample scatters by ``noise.power_meter_rel`` (its input parameter),
+    so 10 averages give that over sqrt(10); an estimate from 12 readings is good to about 30 %."""
+    with lab_and_run(tmp_path, "A") as (lab, run):
+        fill_priors(run, lab)
+        results = efficiency_vs_pump(lab, run)
+        single = lab.world.physics.params.noise.power_meter_rel
+        power = run.results["bidirectional"]["pump_power_w"]  # the priors' ratio has no error here
+    assert results["monitor_sample_noise"].value == pytest.approx(single, rel=0.35)
+    assert power.stderr / power.value == pytest.approx(single / math.sqrt(10), rel=0.35)
 
 
 def test_an_operating_power_of_its_own(tmp_path):

@@ -62,6 +62,7 @@ from experiments.transduction.pump import (
     duty_cycle,
     laser_powers,
     on_chip_peak_w,
+    on_chip_rel_err,
     on_grid,
     operating_laser_power,
     pump_setpoint,
@@ -193,8 +194,8 @@ def added_noise(
         "n_out": Result(op["n_out"], "", op["n_out_err"]),
         "output_gain_db": Result(10 * math.log10(op["gain"]), "dB",
                                  10 / math.log(10) * op["gain_err"] / op["gain"]),
-        "pump_power_w": Result(float(chip_w[i_op]), "W",
-                               float(chip_w[i_op]) * priors.rel_err.get("chip_per_monitor", 0.0)),
+        "pump_power_w": Result(float(chip_w[i_op]), "W", float(chip_w[i_op]) * on_chip_rel_err(
+            run, priors.rel_err, monitor_averages, int(np.sum(np.isfinite(data["monitor_power"][i_op]))))),
         "cooperativity": Result(float(coop[i_op]), "", float(coop[i_op]) * c_rel),
         "mxc_temperature_k": Result(t_mc, "K", None),
         "laser_power_w": Result(float(planned[i_op]), "W"),

@@ -36,6 +36,7 @@ from experiments.transduction.pump import (
     duty_cycle,
     finish,
     on_chip_peak_w,
+    on_chip_rel_err,
     on_grid,
     operating_laser_power,
     pump_setpoint,
@@ -140,7 +141,7 @@ def conversion_bandwidth(
         "cooperativity": Result(model.cooperativity, "",
                                 shares.widened("cooperativity", model.cooperativity_err)),
         "center_offset_hz": Result(width.center - f_m, "Hz", width.fwhm_err / 2),
-        "pump_power_w": Result(chip_w, "W", chip_w * priors.rel_err.get("chip_per_monitor", 0.0)),
+        "pump_power_w": Result(chip_w, "W", chip_w * on_chip_rel_err(run, priors.rel_err, monitor_averages)),
         "pump_detuning_hz": Result(pump.detuning_hz, "Hz", pump.detuning_err),
     }
     # The model's width and the crossings' agree unless the shape is not the model's (then the

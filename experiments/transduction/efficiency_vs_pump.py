@@ -71,6 +71,7 @@ from experiments.transduction.params import (
 from experiments.transduction.prior_errors import prior_shares
 from experiments.transduction.priors import LINEWIDTHS, PUMP_LAW, eta_max_with_error, load_priors
 from experiments.transduction.pump import (
+    MONITOR_NOISE,
     check_wavelength,
     duty_cycle,
     finish,
@@ -207,6 +208,7 @@ def efficiency_vs_pump(
         "pump_detuning_hz": Result(delta_p, "Hz", pump.detuning_err),
         "c_fit_chi2_reduced": Result(slope.chi2_reduced, "", None),
         "c_reached": Result(c_reached, ""),
+        MONITOR_NOISE: Result(monitor_rel * math.sqrt(monitor_averages), ""),
         "eta_max_extrapolated": Result(extrapolated(c_reached), ""),
     }
     if law is not None:
@@ -268,8 +270,8 @@ def efficiency_vs_pump(
     operating_chip_w = float(on_chip_peak_w(point["monitor_power"][0], priors.chip_per_monitor, duty))
     bidirectional = {
         "eta_total": Result(values["eta_total"], "", shares.widened("eta_total", spectrum.eta_at_f_m()[1])),
-        "pump_power_w": Result(operating_chip_w, "W", operating_chip_w * priors.rel_err.get(
-            "chip_per_monitor", 0.0)),
+        "pump_power_w": Result(operating_chip_w, "W", operating_chip_w * math.hypot(
+            priors.rel_err.get("chip_per_monitor", 0.0), monitor_rel)),
         "cooperativity": Result(spectrum.cooperativity, "",
                                 shares.widened("cooperativity", spectrum.cooperativity_err)),
         "laser_power_w": Result(float(operating), "W"),

@@ -79,6 +79,21 @@ def on_chip_peak_w(monitor_w, chip_per_monitor: float | None, duty: float):
     return np.asarray(monitor_w, dtype=float) / duty * chip_per_monitor
 
 
+#: efficiency_vs_pump's result: the relative noise of one un-averaged monitor sample, measured
+#: from its sweep's readings (:func:`hil.analysis.efficiency.reading_scatter`).
+MONITOR_NOISE = "monitor_sample_noise"
+
+
+def on_chip_rel_err(run, priors_rel: dict[str, float], averages: int, readings: int = 1) -> float:
+    """The relative error of an on-chip power from the mean of ``readings`` monitor readings at
+    ``averages``: the pump calibration's ratio and the meter's own noise (efficiency_vs_pump's
+    measured sample noise over sqrt(averages x readings); none before that step has run)."""
+    found = getattr(run, "results", {}).get("efficiency_vs_pump", {}).get(MONITOR_NOISE)
+    noise = float(found.value) if found is not None and math.isfinite(found.value) else 0.0
+    return math.hypot(priors_rel.get("chip_per_monitor", 0.0),
+                      noise / math.sqrt(max(averages, 1) * max(readings, 1)))
+
+
 def pump_setpoint(lab, settle_s: float = 0.0, *, settle_window_s: float = 0.0,
                   settle_rel: float = 0.0, after: Callable[[float], None] | None = None) -> Parameter:
     """The sweep's setpoint: the laser's output power (W), then a wait on the lab's clock.
