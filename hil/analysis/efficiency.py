@@ -155,7 +155,12 @@ def value_at(x, y, model, at: float, half_points: int = 3) -> tuple[float, float
     """``y`` at ``x = at`` from the ``2 half_points + 1`` points nearest it, each carried to ``at``
     along the fitted line shape ``model`` (a callable of x): ``model(at) x mean(y / model)``;
     (value, standard error of that mean). The shape only bridges the points' small offsets, so
-    the value stays a measured one even where a parabola through them would be biased."""
+    the value stays a measured one even where a parabola through them would be biased.
+
+    The points' scatter is taken from every point above the shape's half maximum where there
+    are more of them (seven points' own scatter is poorly known), each point's ratio scaled by
+    sqrt(shape / peak): a magnitude with additive receiver noise scatters relatively more
+    where it is smaller."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     n = 2 * half_points + 1
@@ -168,4 +173,10 @@ def value_at(x, y, model, at: float, half_points: int = 3) -> tuple[float, float
         raise FitError("the line shape vanishes where the value is wanted")
     ratio = y[lo:lo + n] / shape
     peak = float(np.asarray(model(np.array([at])), dtype=float)[0])
-    return peak * float(np.mean(ratio)), peak * float(np.std(ratio, ddof=1)) / math.sqrt(n)
+    scatter = float(np.std(ratio, ddof=1))
+    every = np.asarray(model(x), dtype=float)
+    above = every >= peak / 2
+    if above.sum() > n:
+        ratios = y[above] / every[above]
+        scatter = float(np.std((ratios - ratios.mean()) * np.sqrt(every[above] / peak), ddof=1))
+    return peak * float(np.mean(ratio)), peak * scatter / math.sqrt(n)
