@@ -149,3 +149,23 @@ def test_bad_parameters_are_refused_before_any_instrument_traffic(tmp_path, para
         with pytest.raises(ValueError, match=message):
             fridge_load(lab, run, **params)
         assert sent == []
+
+
+def test_what_settle_detection_leaves_is_added_and_carried(tmp_path) -> None:
+    """A noise-free thermometer on Profile A's fridge (time constant 30 s, the settle window):
+    each level is let go short of its steady temperature T = sqrt(T0^2 + P/a) (physics.md §1.6
+    item 6) by up to 1/(e - 1) of the settle criterion, on the side it came from. The step adds
+    half of that bound and carries the rest as an error (uniform: bound / sqrt(12)): a comes back
+    within 0.05 % and within its error (uncorrected it read 0.10 % high, 1.6 of the errors
+    stated then); the ascending top level read below its steady value."""
+    station = station_variant(tmp_path, "quiet", {"noise": {"thermometer_rel": 0.0}})
+    run = run_steps(station, tmp_path / "q.h5", fridge_load)
+    fridge = run.lab.world.params.fridge
+    result = run.results["fridge_load"]["cooling_a_w_per_k2"]
+    assert abs(result.value - fridge.cooling_a_w_per_k2) < min(result.stderr,
+                                                               5e-4 * fridge.cooling_a_w_per_k2)
+    grid = open_run(run.path).steps["fridge_load"]
+    top = grid["mxc_temperature"].values[-1].mean()
+    steady = np.sqrt(fridge.t_base_k ** 2 + grid["heater_power"].values[-1].mean()
+                     / fridge.cooling_a_w_per_k2)
+    assert 0 < steady - top < 1e-3 / (np.e - 1) * steady

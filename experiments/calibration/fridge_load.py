@@ -4,7 +4,10 @@ Pump off, the mixing-chamber (sample) heater is stepped through ``heater_powers_
 step the fridge is left to settle: the thermometer is read until its drift over
 ``settle_window_s`` is below ``settle_rel`` of the temperature (:func:`hil.settle.settle`; at
 most ``settle_s``), then it is read ``samples`` times,
-``sample_interval_s`` apart. The steady temperatures
+``sample_interval_s`` apart. Settle detection lets a first-order approach go with up to
+1/(e - 1) of the window's last drift still to go (for a time constant up to the window, as
+``settle_window_s`` asks): half of that is added on the side the level came from and the rest
+carried as an error. The steady temperatures
 against the heater's power readback are fitted with ``T = sqrt(T0^2 + P / a)``
 (:mod:`hil.analysis.cooling`). The heater is switched off at the end, also when the step fails.
 
@@ -21,6 +24,7 @@ the heater off; it resumes or ends the run as the station says).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -52,6 +56,9 @@ class _Settling:
     settled_at: float
     rel: float
     levels: list[float] = field(default_factory=list)
+    # per requested power (W): how far the reading may still sit from its steady value when
+    # settle detection let it go (K; > 0 below it, approached from below)
+    lag: dict[float, float] = field(default_factory=dict)
 
 
 @step(valid_for_s=7 * 24 * 3600)
@@ -116,6 +123,13 @@ def fridge_load(
         done = settle_reading(lab, cryostat.mxc_temperature.get,
                               rel=state.rel, max_s=settle_s,
                               interval_s=settle_window_s / 5, window=6, check=ceiling)
+        # A first-order approach of time constant tau <= the window (settle_window_s' contract)
+        # is let go with at most change / (e - 1) still to go, change the fitted drift over the
+        # window (no more than the criterion where it settled), on the side it came from.
+        previous = state.levels[-1] if state.levels else float("nan")
+        bound = max(abs(done.change), state.rel * abs(done.level)) / (math.e - 1)
+        if math.isfinite(bound) and math.isfinite(previous) and math.isfinite(done.level):
+            state.lag[power_w] = math.copysign(bound, done.level - previous)
         state.levels.append(done.level)
         if not done.settled:
             run.event("settling", f"{STEP}: at {power_w * 1e6:g} µW the mixing chamber still "
@@ -151,6 +165,12 @@ def fridge_load(
     # (4 dof a level would leave each point's error, and the fit's, poorly known)
     t_err = (t_mean * np.sqrt(np.mean(temps.var(axis=1, ddof=1) / t_mean ** 2)) / np.sqrt(samples)
              if samples > 1 else None)
+    # what settling may have left: anywhere between none and its bound, so half of it is
+    # added and the rest is an error (uniform: bound / sqrt(12))
+    lag = np.array([state.lag.get(p * 1e-6, 0.0) for p in powers_uw])
+    t_mean = t_mean + lag / 2
+    if t_err is not None:
+        t_err = np.hypot(t_err, np.abs(lag) / math.sqrt(12))
     for row, p in enumerate(power):
         if samples >= 3:
             trend = level(data["dwell"], temps[row])
