@@ -68,15 +68,18 @@ def truths(station: dict, seed: int, results, path: Path) -> dict[str, tuple[flo
             *got("efficiency_vs_pump", "kappa_m_pump_loss_hz"), in_pulse * q.loss_hz_per_w_gamma)
         rows["efficiency_vs_pump.f_m_pump_shift_hz"] = (
             *got("efficiency_vs_pump", "f_m_pump_shift_hz"), in_pulse * q.shift_hz_per_w_gamma)
-    # the on-chip peak pump at each step's laser power, as the monitor reading gave it
+    # the true on-chip peak pump at each step's laser power, and the true pump detuning at the
+    # laser's wavelength (the middle one of the detuning readings), not the measured ones
     with h5py.File(path, "r") as f:
         lasers = {step: float(f[step]["laser_power"][0])
                   for step in ("bidirectional", "conversion_bandwidth")}
+        pump_wavelength = float(f["efficiency_vs_pump_pump_detuning"]["planned_wavelength"][1])
     lasers["added_noise"] = got("added_noise", "laser_power_w")[0]
-    for step, laser_w in lasers.items():
-        rows[f"{step}.pump_power_w"] = (*got(step, "pump_power_w"), physics.on_chip_pump_w(laser_w))
-    detuning = got("efficiency_vs_pump_pump_detuning", "pump_detuning_hz")[0]
-    power = got("bidirectional", "pump_power_w")[0]
+    chip = {step: physics.on_chip_pump_w(laser_w) for step, laser_w in lasers.items()}
+    for step, power_w in chip.items():
+        rows[f"{step}.pump_power_w"] = (*got(step, "pump_power_w"), power_w)
+    detuning = physics.pump_detuning_hz(pump_wavelength)
+    power = chip["bidirectional"]
     pumped = physics.transducer_at(power, in_pulse)
     rows["bidirectional.kappa_m_hz"] = (*got("bidirectional", "kappa_m_hz"), pumped.kappa_m_hz)
     rows["bidirectional.f_m_hz"] = (*got("bidirectional", "f_m_hz"), pumped.f_m_hz)
@@ -84,12 +87,12 @@ def truths(station: dict, seed: int, results, path: Path) -> dict[str, tuple[flo
                                        float(pumped.efficiency(power, detuning)))
     rows["bidirectional.cooperativity"] = (*got("bidirectional", "cooperativity"),
                                            float(pumped.cooperativity(power, detuning)))
-    bw_power = got("conversion_bandwidth", "pump_power_w")[0]
+    bw_power = chip["conversion_bandwidth"]
     at_bw = physics.transducer_at(bw_power, in_pulse)
     bandwidth = at_bw.bandwidth_hz(float(at_bw.cooperativity(bw_power, detuning)),
                                    float(at_bw.signal_detuning_hz(detuning)))
     rows["conversion_bandwidth.bandwidth_hz"] = (*got("conversion_bandwidth", "bandwidth_hz"), bandwidth)
-    noise_power = got("added_noise", "pump_power_w")[0]  # the noise of the mode as the pump leaves it
+    noise_power = chip["added_noise"]  # the noise of the mode as the pump leaves it
     noise = replace(physics.noise, transducer=physics.transducer_at(noise_power, in_pulse))
     rows["added_noise.n_add"] = (*got("added_noise", "n_add"), noise.added_noise(
         "m->o", noise_power, detuning, t_bath_k=got("added_noise", "mxc_temperature_k")[0]))
