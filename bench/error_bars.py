@@ -75,9 +75,7 @@ def truths(station: dict, seed: int, results, path: Path) -> dict[str, tuple[flo
                   for step in ("bidirectional", "conversion_bandwidth")}
         pump_wavelength = float(f["efficiency_vs_pump_pump_detuning"]["planned_wavelength"][1])
     lasers["added_noise"] = got("added_noise", "laser_power_w")[0]
-    # the power the laser took: its set point on its 0.01 dBm grid (the runs record the request)
-    chip = {step: physics.on_chip_pump_w(1e-3 * 10 ** (round(10 * math.log10(laser_w / 1e-3), 2) / 10))
-            for step, laser_w in lasers.items()}
+    chip = {step: physics.on_chip_pump_w(laser_w) for step, laser_w in lasers.items()}
     for step, power_w in chip.items():
         rows[f"{step}.pump_power_w"] = (*got(step, "pump_power_w"), power_w)
     detuning = physics.pump_detuning_hz(pump_wavelength)

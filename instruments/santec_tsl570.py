@@ -40,6 +40,9 @@ class SantecTSL570(ScpiInstrument):
     wavelength_step_m: ClassVar[float] = 0.1e-12
     """The finest wavelength step the laser takes reliably (0.1 pm): its tuning grid."""
 
+    power_step_db: ClassVar[float] = 0.01
+    """The output power's setting resolution (dB): ``power`` is sent rounded to it."""
+
     def __init__(self, name: str, address: str | None = None,
                  **kwargs: Unpack[VisaInstrumentKWArgs]) -> None:
         super().__init__(name, address, **kwargs)

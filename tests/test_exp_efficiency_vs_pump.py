@@ -126,3 +126,21 @@ def test_missing_prerequisites_are_named_before_any_instrument_traffic(tmp_path)
         with pytest.raises(MissingCalibration, match="pump_calibration.chip_per_monitor"):
             efficiency_vs_pump(lab, run)
         assert traffic.messages == []
+
+
+def test_the_recorded_laser_powers_are_the_ones_the_laser_set(tmp_path):
+    """The TSL-570 takes its power to 0.01 dBm (`:POW 6.23`): the sweep plans on that grid, so
+    every recorded setpoint is exactly the power each `:POW` sent stands for, and the operating
+    point's laser_power_w too."""
+    with lab_and_run(tmp_path, "A") as (lab, run):
+        fill_priors(run, lab)
+        traffic = Traffic(lab)
+        efficiency_vs_pump(lab, run)
+        sent = {float(m.split(":POW ")[1]) for m in traffic.messages if ":POW " in m}
+        operating = run.results["bidirectional"]["laser_power_w"].value
+        record = open_run(run.path)
+    recorded = list(record.steps["efficiency_vs_pump"]["laser_power"].values) + [operating]
+    for watts in recorded:
+        dbm = 10 * math.log10(watts / 1e-3)
+        assert dbm == pytest.approx(round(dbm, 2), abs=1e-9)  # on the 0.01 dB grid
+        assert round(dbm, 2) in sent

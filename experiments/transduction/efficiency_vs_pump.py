@@ -78,6 +78,7 @@ from experiments.transduction.pump import (
     laser_powers,
     on_chip_peak_w,
     on_grid,
+    on_power_grid,
     one_laser_power,
     power_for_c1,
     power_range_w,
@@ -325,7 +326,7 @@ def _sweep_top(run, lab, vna, main, reference, priors, delta_p: float, c_top: fl
     bounds = {"the laser's maximum": high}
     # Probes from the laser's low end up, 8x at a time, until C is measurable (>= 0.05), the
     # middle of the range is reached, or the next probe could heat the fridge past its bound.
-    probe_w, c_probe, attempt = low, 0.0, 0
+    probe_w, c_probe, attempt = on_power_grid(laser, low), 0.0, 0
     while True:
         group = f"{STEP}_probe" + (f"{attempt}" if attempt else "")
         data = run.sweep(group, setpoint, [probe_w], measured,
@@ -342,7 +343,7 @@ def _sweep_top(run, lab, vna, main, reference, priors, delta_p: float, c_top: fl
         if (c_probe >= PROBE_C or PROBE_STEP * probe_w > min(bounds.values())
                 or probe_w >= math.sqrt(low * high)):
             break
-        probe_w *= PROBE_STEP
+        probe_w = on_power_grid(laser, probe_w * PROBE_STEP)
         attempt += 1
     why = min(bounds, key=lambda name: bounds[name])
     top = max(min(bounds.values()), low)

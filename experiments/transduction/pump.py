@@ -37,20 +37,38 @@ def power_range_w(laser) -> tuple[float, float]:
 
 def laser_powers(laser, count: int, power_min_w: float, power_max_w: float) -> np.ndarray:
     """``count`` laser output powers, log-spaced from ``power_min_w`` to ``power_max_w`` (0 for
-    a bound: the laser's own bound on this station). The step's declaration checked them."""
+    a bound: the laser's own bound on this station), each on the laser's power grid
+    (:func:`on_power_grid`). The step's declaration checked them."""
     low, high = power_range_w(laser)
     pmin = low if power_min_w == 0 else power_min_w
     pmax = high if power_max_w == 0 else power_max_w
     if count == 1:
-        return np.array([pmax])
-    return np.geomspace(pmin, pmax, count)
+        return np.array([on_power_grid(laser, pmax)])
+    return np.array([on_power_grid(laser, p) for p in np.geomspace(pmin, pmax, count)])
 
 
 def one_laser_power(laser, value: float, default: float | None = None) -> float:
-    """A single laser power: ``value``, or for 0 ``default`` (else the laser's maximum)."""
+    """A single laser power: ``value``, or for 0 ``default`` (else the laser's maximum), on the
+    laser's power grid."""
     if value != 0:
-        return float(value)
-    return float(power_range_w(laser)[1] if default is None else default)
+        return on_power_grid(laser, float(value))
+    return on_power_grid(laser, float(power_range_w(laser)[1] if default is None else default))
+
+
+def on_power_grid(laser, power_w: float) -> float:
+    """The power the laser sets for ``power_w``: the nearest step of its ``power_step_db`` grid
+    in dBm (where it declares one), kept inside its range on this station. A sweep then records
+    what the laser set, not a request it rounded (0.01 dB is up to 0.12 %)."""
+    step = float(getattr(laser, "power_step_db", 0.0) or 0.0)
+    if step <= 0 or not power_w > 0:
+        return float(power_w)
+    low, high = power_range_w(laser)
+    steps = round(10 * math.log10(power_w / 1e-3) / step)
+    for candidate in (steps, steps - 1, steps + 1):
+        snapped = 1e-3 * 10 ** (candidate * step / 10)
+        if low <= snapped <= high:
+            return snapped
+    return float(power_w)
 
 
 def on_grid(laser, wavelength_m: float) -> float:
@@ -153,8 +171,8 @@ def power_for_c1(run, step: str, laser, laser_w, chip_w, k_per_w: float,
     low, high = power_range_w(laser)
     if highest_w is not None:
         high = max(min(high, highest_w), low)
-    chosen = min(max(wanted, low), high)
-    if chosen != wanted:
+    chosen = on_power_grid(laser, min(max(wanted, low), high))
+    if not math.isclose(chosen, wanted, rel_tol=0.003):  # the grid's 0.01 dB is not "out of reach"
         run.event("operating_point", f"{step}: C = 1 needs {wanted * 1e3:.4g} mW from the laser, "
                                      f"outside the range [{low * 1e3:.4g}, {high * 1e3:.4g}] mW the "
                                      f"laser and the fridge allow; operating at {chosen * 1e3:.4g} mW "
