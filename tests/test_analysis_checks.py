@@ -113,7 +113,7 @@ def test_bandwidth_from_the_model_fit_holds_against_noise_and_its_bias(cooperati
 
 def test_the_bandwidths_stated_error_is_its_scatter_over_repeated_traces():
     """|S21|^2 of signal plus complex receiver noise scatters as sqrt(|s|^2 + sigma^2): strong at
-    the peak, weak in the wings. Over 300 noisy traces of one spectrum (physics.md §1.3: FWHM
+    the peak, weak in the wings. Over 200 noisy traces of one spectrum (physics.md §1.3: FWHM
     kappa_m (1 + C) for kappa_o >> kappa_m) the stated FWHM error is the FWHM's scatter, and
     the mean is the truth within that scatter's standard error (the fit weighs each point by
     its own noise)."""
@@ -128,7 +128,7 @@ def test_the_bandwidths_stated_error_is_its_scatter_over_repeated_traces():
         noise = rng.standard_normal(x.size) + 1j * rng.standard_normal(x.size)
         return np.abs(s + sigma * noise / math.sqrt(2)) ** 2
 
-    fits = [fit_conversion_spectrum(x, trace(), rates) for _ in range(300)]
+    fits = [fit_conversion_spectrum(x, trace(), rates) for _ in range(200)]
     widths = np.array([f.fwhm for f in fits])
     assert np.std(widths, ddof=1) == pytest.approx(np.mean([f.fwhm_err for f in fits]), rel=0.12)
     assert abs(np.mean(widths) - 18e6) < 4 * np.std(widths) / math.sqrt(widths.size)

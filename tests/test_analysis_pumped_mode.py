@@ -102,7 +102,7 @@ def test_the_power_laws_errors_match_the_scatter_of_repeated_sweeps():
     gamma, b_k, b_f = 0.537, 2.0e5, 3.0e5
     k_err, d_err = 800.0, 150.0
     fits = []
-    for _ in range(300):
+    for _ in range(200):
         x = powers ** gamma
         k = 10e6 + b_k * x + k_err * rng.standard_normal(x.size)
         d = -b_f * x + d_err * rng.standard_normal(x.size)
