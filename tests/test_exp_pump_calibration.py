@@ -4,6 +4,7 @@ assumed equal), against the twin's pump path (hil.twin.lines.PumpPath)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from exp_support import STATION_A, bare_run, run_steps, station_b, station_variant, traffic
 
@@ -42,6 +43,9 @@ def check_against_truth(run) -> dict:
     assert record.status == "completed"
     step = record.steps["pump_calibration"]
     assert step["monitor_power"].size == 16 and step["through_power"].attrs["units"] == "W"
+    # the recorded laser powers are the ones the TSL-570 set: on its 0.01 dBm grid
+    dbm = 10 * np.log10(step["power"].values / 1e-3)
+    np.testing.assert_allclose(dbm, np.round(dbm, 2), rtol=0, atol=1e-9)
     return results
 
 

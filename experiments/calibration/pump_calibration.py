@@ -25,6 +25,7 @@ from typing import Annotated
 import numpy as np
 from scipy.constants import c as SPEED_OF_LIGHT
 
+from experiments.transduction.pump import on_power_grid
 from hil.analysis.checks import flag_all, loss_plausible
 from hil.analysis.line import fit_line
 from hil.analysis.pump_path import pump_path
@@ -115,7 +116,7 @@ def pump_calibration(
     laser.wavelength(wavelength)
     laser.power(min(powers_w))
     laser.enable_output()
-    data = run.sweep(STEP, laser.power, sorted(powers_w),
+    data = run.sweep(STEP, laser.power, sorted(on_power_grid(laser, p) for p in powers_w),
                      {"monitor_power": monitor.power, "through_power": meter.power},
                      description="pump: monitor vs through port")
     laser.safe_state()  # nothing later in this step needs light
