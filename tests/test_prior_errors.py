@@ -103,10 +103,31 @@ def test_the_pump_laws_errors_carry_each_priors_common_mode_share() -> None:
 
     events: list[str] = []
     run = SimpleNamespace(event=lambda kind, message: events.append(message))
-    alone = _pump_law(run, power, spectra(1.0), lambda pr, d: spectra(1.0), base, pump)
-    law = _pump_law(run, power, spectra(1.0), refit, base, pump)
+    alone, _ = _pump_law(run, power, spectra(1.0), lambda pr, d: spectra(1.0), base, pump)
+    law, doubt = _pump_law(run, power, spectra(1.0), refit, base, pump)
+    assert doubt is None
     assert law.loss_hz == alone.loss_hz
     # the refits scale the modes' pump-induced parts (2.1e5 and 3.2e5 Hz at 1 W), not their noise
     assert law.loss_err == pytest.approx(math.hypot(alone.loss_err, 0.03 * 2.1e5, 0.01 * 2.1e5), rel=5e-3)
     assert law.shift_err == pytest.approx(math.hypot(alone.shift_err, 0.03 * 3.2e5, 0.01 * 3.2e5), rel=5e-3)
     assert "kappa_o_hz 3 %" in events[-1] and "pump_detuning_hz 1 %" in events[-1]
+
+
+def test_a_prior_whose_refits_fail_is_named_not_counted() -> None:
+    """A refit that fails with kappa_m moved either way leaves that share unknown: it is not
+    counted as zero silently nor as an infinite error; the doubt names the prior and why."""
+    from hil.results import FitError
+
+    base = priors()
+    pump = PumpDetuning(4e6, 1e4, 0.9, 0.01, 0.5, 1e-3, 4e6)
+
+    def compute(pr: Priors, detuning: float) -> dict[str, float]:
+        if pr.rates.kappa_m_hz != base.rates.kappa_m_hz:
+            raise FitError("no conversion peak")
+        return {"a": 2.0 * pr.rates.kappa_o_hz}
+
+    shares = prior_shares(compute, base, pump, compute(base, 4e6))
+    assert "kappa_m_hz" not in shares.by_prior and shares.failed == {"kappa_m_hz": "no conversion peak"}
+    assert shares.total("a") == pytest.approx(2.0 * KAPPA * 2e-3, rel=1e-9)
+    assert shares.doubt() == ("its error does not carry kappa_m_hz (refits with it moved by its "
+                              "error failed: no conversion peak)")

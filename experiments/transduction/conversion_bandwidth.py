@@ -153,6 +153,7 @@ def conversion_bandwidth(
                    "bandwidth between the half-maximum crossings vs the model's", rel_tol=0.1),
              priors.doubt(*LINEWIDTHS), mode.suspect)
     flag_all(results, ("pump_power_w",), priors.doubt("chip_per_monitor"))
+    flag_all(results, ("bandwidth_hz", "cooperativity"), shares.doubt())
     flag_all(results, ("bandwidth_hz",), untuned_mismatch(run))
     run.record_results(STEP, results)
 

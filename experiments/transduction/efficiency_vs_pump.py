@@ -187,7 +187,7 @@ def efficiency_vs_pump(
     priors = regime.priors
     spectra, slope = _cooperativity_slope(conversion_spectra(data, main, reference, priors, delta_p),
                                           chip_w * factor, monitor_rel)
-    law = _pump_law(run, chip_w, spectra, lambda pr, d: conversion_spectra(
+    law, law_doubt = _pump_law(run, chip_w, spectra, lambda pr, d: conversion_spectra(
         data, main, reference, pr, d), priors, pump)
     k = slope.slope
     k_rel = math.hypot(slope.stderr / k, pump.factor_err / factor,
@@ -229,7 +229,7 @@ def efficiency_vs_pump(
     if law is not None:
         flag_all(results, PUMP_LAW, fit_quality(law.chi2_reduced, max(2 * len(spectra) - 5, 1),
                                                 "kappa_m, f_m = pump-off + b P^gamma"),
-                 priors.doubt("kappa_m_hz", "kappa_m_ex_hz"))
+                 priors.doubt("kappa_m_hz", "kappa_m_ex_hz"), law_doubt)
     flag_all(results, ("eta_max",), priors.doubt(*LINEWIDTHS))
     run.record_results(STEP, results)
 
@@ -293,6 +293,7 @@ def efficiency_vs_pump(
         "C (with the pump-off kappa_m) at the operating power vs C = P / P_C1 from the sweep"))
     flag_all(bidirectional, ("pump_power_w",), priors.doubt("chip_per_monitor"))
     flag_all(bidirectional, ("cooperativity",), priors.doubt(*LINEWIDTHS))
+    flag_all(bidirectional, ("eta_total", "cooperativity", "kappa_m_hz", "f_m_hz"), shares.doubt())
     run.record_results(BIDIRECTIONAL, bidirectional)
     offsets_mhz = spectrum.offsets_hz / 1e6
     save_series_plot(
@@ -374,9 +375,9 @@ def _cooperativity_slope(spectra, pump_w, pump_rel_err: float):
 
 
 def _pump_law(run, chip_w, spectra, spectra_at, priors, pump):
-    """The power law of the pumped microwave mode over the sweep (physics.md §1.2), or None with
-    an event when the sweep has too few powers to fit it (later steps then assume the pump-off
-    mode).
+    """The power law of the pumped microwave mode over the sweep (physics.md §1.2) and why its
+    errors may be short (or None), or (None, None) with an event when the sweep has too few
+    powers to fit it (later steps then assume the pump-off mode).
 
     Every power's fit takes the linewidths, f_m and the pump detuning as given, so an error in
     one of them moves all of them together (the conversion's share of S11 grows with C): a
@@ -398,7 +399,7 @@ def _pump_law(run, chip_w, spectra, spectra_at, priors, pump):
     except FitError as exc:
         run.event("pumped_mode", f"{STEP}: the pump's effect on the microwave mode is not measured "
                                  f"({exc}); later steps assume the pump-off kappa_m and f_m")
-        return None
+        return None, None
     fit_loss_err = law.loss_err
     law = replace(law, loss_err=shares.widened("loss", law.loss_err),
                   shift_err=shares.widened("shift", law.shift_err))
@@ -408,7 +409,7 @@ def _pump_law(run, chip_w, spectra, spectra_at, priors, pump):
                              f"{100 * law.loss_err / abs(law.loss_hz):.2g} %: the fit "
                              f"{100 * fit_loss_err / abs(law.loss_hz):.2g} %, "
                              f"{shares.describe('loss', law.loss_hz)}")
-    return law
+    return law, shares.doubt()
 
 
 def _finite(value: float) -> float | None:

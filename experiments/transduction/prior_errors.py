@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from experiments.transduction.priors import LINEWIDTHS, Priors
@@ -41,6 +41,16 @@ class Shares:
     """Each fitted value's error from each prior, by prior name then value name."""
 
     by_prior: dict[str, dict[str, float]]
+    failed: dict[str, str] = field(default_factory=dict)  # prior -> why its refits failed
+
+    def doubt(self) -> str | None:
+        """Why the errors may be short: priors whose refits failed both ways (their share is
+        then unknown, not counted)."""
+        if not self.failed:
+            return None
+        return ("its error does not carry " + "; ".join(
+            f"{name} (refits with it moved by its error failed: {why})"
+            for name, why in self.failed.items()))
 
     def total(self, name: str) -> float:
         return math.sqrt(sum(shares.get(name, 0.0) ** 2 for shares in self.by_prior.values()))
@@ -113,18 +123,21 @@ def prior_shares(compute: Compute, priors: Priors, pump: PumpDetuning,
                             for sign in (1.0, -1.0)]
     for name, trial in (extra or {}).items():
         trials[name] = [trial]
-    by_prior = {}
+    by_prior: dict[str, dict[str, float]] = {}
+    failed: dict[str, str] = {}
     for name, attempts in trials.items():
+        why = ""
         for attempt in attempts:
             try:
                 values = attempt()
-            except (FitError, ValueError):
+            except (FitError, ValueError) as exc:
+                why = str(exc)
                 continue
             by_prior[name] = {key: abs(float(values[key]) - float(nominal[key])) for key in nominal}
             break
         else:
-            by_prior[name] = {key: math.inf for key in nominal}
-    return Shares(by_prior)
+            failed[name] = why
+    return Shares(by_prior, failed)
 
 
 def _trial(compute: Compute, priors: Priors, name: str, sign: float,
