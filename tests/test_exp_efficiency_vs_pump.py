@@ -58,20 +58,6 @@ def test_recovers_g0_p_c1_eta_max_and_eta_total(tmp_path, profile):
     assert (tmp_path / "run_bidirectional.png").is_file()
 
 
-def test_the_on_chip_powers_error_carries_the_monitor_meters_noise(tmp_path):
-    """The operating point's on-chip power comes from one monitor reading: its error carries the
-    meter's noise, which the step measures from its sweep's readings and records for the later
-    steps. On the twin one sample scatters by ``noise.power_meter_rel`` (its input parameter),
-    so 10 averages give that over sqrt(10); an estimate from 12 readings is good to about 30 %."""
-    with lab_and_run(tmp_path, "A") as (lab, run):
-        fill_priors(run, lab)
-        results = efficiency_vs_pump(lab, run)
-        single = lab.world.physics.params.noise.power_meter_rel
-        power = run.results["bidirectional"]["pump_power_w"]  # the priors' ratio has no error here
-    assert results["monitor_sample_noise"].value == pytest.approx(single, rel=0.35)
-    assert power.stderr / power.value == pytest.approx(single / math.sqrt(10), rel=0.35)
-
-
 def test_an_operating_power_of_its_own(tmp_path):
     """eta_total at a chosen laser power (1 mW out of the laser, Profile A: C ~ 0.04)."""
     with lab_and_run(tmp_path, "A") as (lab, run):
@@ -128,19 +114,27 @@ def test_missing_prerequisites_are_named_before_any_instrument_traffic(tmp_path)
         assert traffic.messages == []
 
 
-def test_the_recorded_laser_powers_are_the_ones_the_laser_set(tmp_path):
+def test_the_pump_powers_it_records_are_the_ones_set_and_measured(tmp_path):
     """The TSL-570 takes its power to 0.01 dBm (`:POW 6.23`): the sweep plans on that grid, so
-    every recorded setpoint is exactly the power each `:POW` sent stands for, and the operating
-    point's laser_power_w too."""
+    every recorded setpoint is exactly the power a `:POW` sent stands for, and the operating
+    point's laser_power_w too. The operating point's on-chip power comes from one monitor
+    reading: its error carries the meter's noise, which the step measures from its sweep's
+    readings and records for the later steps. On the twin one sample scatters by
+    ``noise.power_meter_rel`` (its input parameter), so 10 averages give that over sqrt(10);
+    an estimate from 12 readings is good to about 30 % (the priors' ratio has no error here)."""
     with lab_and_run(tmp_path, "A") as (lab, run):
         fill_priors(run, lab)
         traffic = Traffic(lab)
-        efficiency_vs_pump(lab, run)
+        results = efficiency_vs_pump(lab, run)
         sent = {float(m.split(":POW ")[1]) for m in traffic.messages if ":POW " in m}
         operating = run.results["bidirectional"]["laser_power_w"].value
+        power = run.results["bidirectional"]["pump_power_w"]
+        single = lab.world.physics.params.noise.power_meter_rel
         record = open_run(run.path)
     recorded = list(record.steps["efficiency_vs_pump"]["laser_power"].values) + [operating]
     for watts in recorded:
         dbm = 10 * math.log10(watts / 1e-3)
         assert dbm == pytest.approx(round(dbm, 2), abs=1e-9)  # on the 0.01 dB grid
         assert round(dbm, 2) in sent
+    assert results["monitor_sample_noise"].value == pytest.approx(single, rel=0.35)
+    assert power.stderr / power.value == pytest.approx(single / math.sqrt(10), rel=0.35)
