@@ -188,7 +188,7 @@ def efficiency_vs_pump(
     spectra, slope = _cooperativity_slope(conversion_spectra(data, main, reference, priors, delta_p),
                                           chip_w * factor, monitor_rel)
     law, law_doubt = _pump_law(run, chip_w, spectra, lambda pr, d: conversion_spectra(
-        data, main, reference, pr, d), priors, pump)
+        data, main, reference, pr, d, seeds=spectra), priors, pump)
     k = slope.slope
     k_rel = math.hypot(slope.stderr / k, pump.factor_err / factor,
                        priors.rel_err.get("chip_per_monitor", 0.0))

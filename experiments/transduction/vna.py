@@ -161,9 +161,10 @@ def conversion_measured(vna: Vna, main: Window, reference: Window, *,
 
 
 def conversion_spectra(data: dict[str, np.ndarray], main: Window, reference: Window,
-                       priors: Priors, detunings_hz, starts=None) -> list[ConversionPoint]:
+                       priors: Priors, detunings_hz, starts=None, seeds=None) -> list[ConversionPoint]:
     """The calibrated conversion spectrum and C of every setting a sweep recorded with
-    :func:`conversion_measured` (:mod:`hil.analysis.conversion`)."""
+    :func:`conversion_measured` (:mod:`hil.analysis.conversion`); ``seeds``: the same settings'
+    points fitted with nearby priors, for a quicker refit."""
     return conversion_points(data, main.frequencies() - priors.f_m_hz,
                              reference.frequencies() - priors.f_m_hz, priors.rates, detunings_hz,
-                             starts)
+                             starts, seeds)

@@ -22,7 +22,7 @@ from hil.analysis.efficiency import (
     reference_gain,
     value_at,
 )
-from hil.analysis.pumped_mode import fit_pumped_mode
+from hil.analysis.pumped_mode import fit_pumped_mode, pumped_rates
 from hil.analysis.transducer import Rates, s_element
 
 
@@ -61,7 +61,8 @@ class ConversionPoint:
 
 
 def conversion_point(s21, s12, s11_ref, s22_ref, offsets_hz, ref_offsets_hz, rates: Rates,
-                     detuning_hz: float, start: float | None = None, s11=None) -> ConversionPoint:
+                     detuning_hz: float, start: float | None = None, s11=None,
+                     seed: ConversionPoint | None = None) -> ConversionPoint:
     """Calibrate one setting's traces with its references and fit its cooperativity.
 
     The references are divided by the device's own reflection at their frequencies (1 far off
@@ -69,13 +70,20 @@ def conversion_point(s21, s12, s11_ref, s22_ref, offsets_hz, ref_offsets_hz, rat
     fit from (else it scans for one). ``s11``: the microwave reflection over the conversion
     window under the same pump; with it the pumped mode's kappa_m and frequency are fitted too
     (:func:`hil.analysis.pumped_mode.fit_pumped_mode`), else the pump-off ones are assumed.
+    ``seed``: this setting's point fitted with nearby ``rates`` (a refit with one prior moved
+    by its error): its C and mode give the references at once, and the loop runs once.
     """
     delta_o = -detuning_hz  # the signal mode sits at -Delta_p in the probe's frame (§1.3)
     offsets = np.asarray(offsets_hz, dtype=float)
     ref_offsets = np.asarray(ref_offsets_hz, dtype=float)
     s21, s12 = np.asarray(s21, dtype=float), np.asarray(s12, dtype=float)
     cooperativity, mode, delta_m = 0.0, rates, 0.0
-    for i in range(2):
+    passes = 2
+    if seed is not None:
+        cooperativity, delta_m, passes = seed.fit.cooperativity, seed.fit.delta_m_hz, 1
+        mode = pumped_rates(rates, seed.fit.rates.kappa_m_hz)
+        start = cooperativity
+    for i in range(passes):
         g11, e11 = reference_gain(s11_ref, np.abs(s_element("m_ex", "m_ex", ref_offsets, cooperativity,
                                                              mode, delta_o, delta_m)))
         g22, e22 = reference_gain(s22_ref, np.abs(s_element("o_ex", "o_ex", ref_offsets, cooperativity,
@@ -101,14 +109,15 @@ def moved(fit: CooperativityFit, rates: Rates) -> bool:
 
 
 def conversion_points(data: dict[str, np.ndarray], offsets_hz, ref_offsets_hz, rates: Rates,
-                      detunings_hz, starts=None) -> list[ConversionPoint]:
+                      detunings_hz, starts=None, seeds=None) -> list[ConversionPoint]:
     """Every setting of a sweep (``data``: rows of ``s21``, ``s12``, ``s11_ref``, ``s22_ref``):
     probe offsets from f_m of the main and the reference window, detuning per row."""
     count = len(data["s21"])
     detunings = np.broadcast_to(np.asarray(detunings_hz, dtype=float), (count,))
     starts = [None] * count if starts is None else list(starts)
+    seeds = [None] * count if seeds is None else list(seeds)
     s11 = data.get("s11")
     return [conversion_point(data["s21"][i], data["s12"][i], data["s11_ref"][i], data["s22_ref"][i],
                              offsets_hz, ref_offsets_hz, rates, float(detunings[i]), starts[i],
-                             None if s11 is None else s11[i])
+                             None if s11 is None else s11[i], seeds[i])
             for i in range(count)]
