@@ -174,3 +174,23 @@ def test_a_seeded_refit_finds_what_a_full_one_does(tmp_path):
         if a.mode is not None:
             assert b.mode is not None
             assert abs(a.mode.rates.kappa_m_hz - b.mode.rates.kappa_m_hz) < 0.02 * a.mode.kappa_m_err
+
+
+def test_the_operating_power_on_the_laser_grid_stays_below_the_fridges_bound(tmp_path):
+    """power_for_c1 snaps the operating power to the laser's 0.01 dBm grid without crossing the
+    bound it was given (the fridge's), and a power only rounded to the grid is not reported as
+    C = 1 being out of reach."""
+    from types import SimpleNamespace
+
+    from experiments.transduction.pump import power_for_c1
+
+    events: list[str] = []
+    run = SimpleNamespace(event=lambda kind, message: events.append(message))
+    with lab_and_run(tmp_path, "A") as (lab, _):
+        laser = lab.pump
+        bound = 1e-3 * 10 ** (6.2361 / 10)  # the nearest grid point, 6.24 dBm, lies above it
+        capped = power_for_c1(run, "s", laser, [1e-3], [1e-3], 1.0 / 0.1, highest_w=bound)
+        inside = power_for_c1(run, "s", laser, [1e-3], [1e-3], 1.0 / 5.0e-3)  # 5 mW: within range
+    assert capped <= bound and 10 * math.log10(capped / 1e-3) == pytest.approx(6.23, abs=1e-9)
+    assert 10 * math.log10(inside / 1e-3) == pytest.approx(round(10 * math.log10(5.0), 2), abs=1e-9)
+    assert len(events) == 1 and "outside the range" in events[0]

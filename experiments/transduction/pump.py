@@ -55,14 +55,17 @@ def one_laser_power(laser, value: float, default: float | None = None) -> float:
     return on_power_grid(laser, float(power_range_w(laser)[1] if default is None else default))
 
 
-def on_power_grid(laser, power_w: float) -> float:
+def on_power_grid(laser, power_w: float, highest_w: float | None = None) -> float:
     """The power the laser sets for ``power_w``: the nearest step of its ``power_step_db`` grid
-    in dBm (where it declares one), kept inside its range on this station. A sweep then records
-    what the laser set, not a request it rounded (0.01 dB is up to 0.12 %)."""
+    in dBm (where it declares one), kept inside its range on this station (and at or below
+    ``highest_w``). A sweep then records what the laser set, not a request it rounded (0.01 dB
+    is up to 0.12 %)."""
     step = float(getattr(laser, "power_step_db", 0.0) or 0.0)
     if step <= 0 or not power_w > 0:
         return float(power_w)
     low, high = power_range_w(laser)
+    if highest_w is not None:
+        high = max(min(high, highest_w), low)
     steps = round(10 * math.log10(power_w / 1e-3) / step)
     for candidate in (steps, steps - 1, steps + 1):
         snapped = 1e-3 * 10 ** (candidate * step / 10)
@@ -171,8 +174,9 @@ def power_for_c1(run, step: str, laser, laser_w, chip_w, k_per_w: float,
     low, high = power_range_w(laser)
     if highest_w is not None:
         high = max(min(high, highest_w), low)
-    chosen = on_power_grid(laser, min(max(wanted, low), high))
-    if not math.isclose(chosen, wanted, rel_tol=0.003):  # the grid's 0.01 dB is not "out of reach"
+    clamped = min(max(wanted, low), high)
+    chosen = on_power_grid(laser, clamped, high)
+    if clamped != wanted:
         run.event("operating_point", f"{step}: C = 1 needs {wanted * 1e3:.4g} mW from the laser, "
                                      f"outside the range [{low * 1e3:.4g}, {high * 1e3:.4g}] mW the "
                                      f"laser and the fridge allow; operating at {chosen * 1e3:.4g} mW "
