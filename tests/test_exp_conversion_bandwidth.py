@@ -33,6 +33,8 @@ def test_fwhm_matches_the_twin(tmp_path, profile, laser_w):
     if profile == "B":  # kappa_o/kappa_m = 67: the Lorentzian limit holds to ~0.5 %
         assert width.value == pytest.approx(truth["kappa_m_hz"] * (1 + c), rel=0.01)
     assert (tmp_path / "run_conversion_bandwidth.png").is_file()
+    # these priors carry no monitor noise from efficiency_vs_pump: the on-chip power says so
+    assert "monitor meter's noise is not measured" in (results["pump_power_w"].suspect or "")
 
 
 @pytest.mark.parametrize("params, message", [

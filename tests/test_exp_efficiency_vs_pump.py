@@ -100,9 +100,14 @@ def test_station_limits_on_the_laser_narrow_the_powers(tmp_path):
         with pytest.raises(ValueError, match=r"power_max_w must be in \[3.16\d*e-05, 0.01\] W"):
             efficiency_vs_pump(lab, run, power_max_w=0.015)
         assert traffic.messages == []
-        efficiency_vs_pump(lab, run, powers=2, points=31, reference_points=5)
+        results = efficiency_vs_pump(lab, run, powers=2, points=31, reference_points=5)
         planned = open_run(run.path).steps["efficiency_vs_pump"]["laser_power"].values
+        power = run.results["bidirectional"]["pump_power_w"]
     np.testing.assert_allclose(planned[-1], 0.01, rtol=1e-12)
+    # two powers cannot show the monitor's noise: none is recorded as measured, and the on-chip
+    # power's error, which lacks it, says so
+    assert "monitor_sample_noise" not in results
+    assert power.suspect is not None and "monitor meter's noise is not measured" in power.suspect
 
 
 def test_missing_prerequisites_are_named_before_any_instrument_traffic(tmp_path):

@@ -187,6 +187,8 @@ def added_noise(
                   modes[i_op].delta_m_hz)
     t_mc = (float(np.nanmean(data["mxc_temperature"][i_op])) if "mxc_temperature" in data
             else math.nan)
+    power_rel, power_doubt = on_chip_rel_err(run, priors.rel_err, monitor_averages,
+                                             int(np.sum(np.isfinite(data["monitor_power"][i_op]))))
     results = {
         "n_add": Result(op["n_add"], "", err["n_add"]),
         "n_add_o_to_m": Result(op["n_add_o_to_m"], "", err["n_add_o_to_m"]),
@@ -194,13 +196,12 @@ def added_noise(
         "n_out": Result(op["n_out"], "", op["n_out_err"]),
         "output_gain_db": Result(10 * math.log10(op["gain"]), "dB",
                                  10 / math.log(10) * op["gain_err"] / op["gain"]),
-        "pump_power_w": Result(float(chip_w[i_op]), "W", float(chip_w[i_op]) * on_chip_rel_err(
-            run, priors.rel_err, monitor_averages, int(np.sum(np.isfinite(data["monitor_power"][i_op]))))),
+        "pump_power_w": Result(float(chip_w[i_op]), "W", float(chip_w[i_op]) * power_rel),
         "cooperativity": Result(float(coop[i_op]), "", float(coop[i_op]) * c_rel),
         "mxc_temperature_k": Result(t_mc, "K", None),
         "laser_power_w": Result(float(planned[i_op]), "W"),
     }
-    flag_all(results, ("pump_power_w",), priors.doubt("chip_per_monitor"))
+    flag_all(results, ("pump_power_w",), priors.doubt("chip_per_monitor"), power_doubt)
     flag_all(results, ("n_add", "n_add_o_to_m", "n_int"), precise(
         op["n_add"], err["n_add"], 0.1, "n_add", f"raise {STEP}.readings or esa_averages"))
     flag_all(results, ("n_add", "n_add_o_to_m", "n_int"), warm_line)

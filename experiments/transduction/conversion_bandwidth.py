@@ -135,13 +135,14 @@ def conversion_bandwidth(
             "pump law": lambda: values(fitted(priors, pump.detuning_hz, law_err))} if law_err else None)
     except FitError as exc:
         raise FitError(f"{STEP}: the conversion spectrum did not fit the model ({exc})") from None
+    power_rel, power_doubt = on_chip_rel_err(run, priors.rel_err, monitor_averages)
     results = {
         "bandwidth_hz": Result(model.fwhm, "Hz", shares.widened("bandwidth_hz", model.fwhm_err)),
         "bandwidth_crossings_hz": Result(width.fwhm, "Hz", width.fwhm_err),
         "cooperativity": Result(model.cooperativity, "",
                                 shares.widened("cooperativity", model.cooperativity_err)),
         "center_offset_hz": Result(width.center - f_m, "Hz", width.fwhm_err / 2),
-        "pump_power_w": Result(chip_w, "W", chip_w * on_chip_rel_err(run, priors.rel_err, monitor_averages)),
+        "pump_power_w": Result(chip_w, "W", chip_w * power_rel),
         "pump_detuning_hz": Result(pump.detuning_hz, "Hz", pump.detuning_err),
     }
     # The model's width and the crossings' agree unless the shape is not the model's (then the
@@ -152,7 +153,7 @@ def conversion_bandwidth(
              agree(width.fwhm, width.fwhm_err, model.fwhm, model.fwhm_err,
                    "bandwidth between the half-maximum crossings vs the model's", rel_tol=0.1),
              priors.doubt(*LINEWIDTHS), mode.suspect)
-    flag_all(results, ("pump_power_w",), priors.doubt("chip_per_monitor"))
+    flag_all(results, ("pump_power_w",), priors.doubt("chip_per_monitor"), power_doubt)
     flag_all(results, ("bandwidth_hz", "cooperativity"), shares.doubt())
     flag_all(results, ("bandwidth_hz",), untuned_mismatch(run))
     run.record_results(STEP, results)

@@ -72,6 +72,7 @@ from experiments.transduction.prior_errors import prior_shares
 from experiments.transduction.priors import LINEWIDTHS, PUMP_LAW, eta_max_with_error, load_priors
 from experiments.transduction.pump import (
     MONITOR_NOISE,
+    MONITOR_NOISE_UNKNOWN,
     check_wavelength,
     duty_cycle,
     finish,
@@ -176,9 +177,10 @@ def efficiency_vs_pump(
     # The optical root is chosen with the pump-off microwave mode (a free pumped mode could
     # absorb the wrong root's eta_o); then the pumped mode is fitted with the chosen root.
     conversion = {name: trace for name, trace in data.items() if name != "s11"}
-    # the monitor's reading scatter: an error of the sweep's x, not of its C
-    monitor_rel = reading_scatter(data["monitor_power"], planned)
-    monitor_rel = monitor_rel if math.isfinite(monitor_rel) else 0.0
+    # the monitor's reading scatter: an error of the sweep's x, not of its C (unknown, and left
+    # out, with fewer than 3 powers)
+    monitor_scatter = reading_scatter(data["monitor_power"], planned)
+    monitor_rel = monitor_scatter if math.isfinite(monitor_scatter) else 0.0
     regime = resolve_coupling(priors, lambda p: _cooperativity_slope(
         conversion_spectra(conversion, main, reference, p, delta_p), chip_w * factor, monitor_rel))
     if regime.changed:
@@ -209,9 +211,10 @@ def efficiency_vs_pump(
         "pump_detuning_hz": Result(delta_p, "Hz", pump.detuning_err),
         "c_fit_chi2_reduced": Result(slope.chi2_reduced, "", None),
         "c_reached": Result(c_reached, ""),
-        MONITOR_NOISE: Result(monitor_rel * math.sqrt(monitor_averages), ""),
         "eta_max_extrapolated": Result(extrapolated(c_reached), ""),
     }
+    if math.isfinite(monitor_scatter):
+        results[MONITOR_NOISE] = Result(monitor_scatter * math.sqrt(monitor_averages), "")
     if law is not None:
         results.update({
             "kappa_m_pump_loss_hz": Result(law.loss_hz, "Hz", law.loss_err),
@@ -266,11 +269,12 @@ def efficiency_vs_pump(
 
     spectrum, values = at_operating_point(priors, delta_p)
     assert spectrum.mode is not None  # (at_operating_point says so)
+    eta_total_fit_err = spectrum.eta_at_f_m()[1]
     # every value also carries the linewidths', f_m's and the pump detuning's errors
     shares = prior_shares(lambda pr, d: at_operating_point(pr, d)[1], priors, pump, values)
     operating_chip_w = float(on_chip_peak_w(point["monitor_power"][0], priors.chip_per_monitor, duty))
     bidirectional = {
-        "eta_total": Result(values["eta_total"], "", shares.widened("eta_total", spectrum.eta_at_f_m()[1])),
+        "eta_total": Result(values["eta_total"], "", shares.widened("eta_total", eta_total_fit_err)),
         "pump_power_w": Result(operating_chip_w, "W", operating_chip_w * math.hypot(
             priors.rel_err.get("chip_per_monitor", 0.0), monitor_rel)),
         "cooperativity": Result(spectrum.cooperativity, "",
@@ -291,7 +295,8 @@ def efficiency_vs_pump(
     flag_all(bidirectional, ("cooperativity",), agree(
         c_rest, c_rest_err, predicted_c, predicted_c * k_rel,
         "C (with the pump-off kappa_m) at the operating power vs C = P / P_C1 from the sweep"))
-    flag_all(bidirectional, ("pump_power_w",), priors.doubt("chip_per_monitor"))
+    flag_all(bidirectional, ("pump_power_w",), priors.doubt("chip_per_monitor"),
+             None if math.isfinite(monitor_scatter) else MONITOR_NOISE_UNKNOWN)
     flag_all(bidirectional, ("cooperativity",), priors.doubt(*LINEWIDTHS))
     flag_all(bidirectional, ("eta_total", "cooperativity", "kappa_m_hz", "f_m_hz"), shares.doubt())
     run.record_results(BIDIRECTIONAL, bidirectional)

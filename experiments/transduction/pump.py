@@ -105,14 +105,24 @@ def on_chip_peak_w(monitor_w, chip_per_monitor: float | None, duty: float):
 MONITOR_NOISE = "monitor_sample_noise"
 
 
-def on_chip_rel_err(run, priors_rel: dict[str, float], averages: int, readings: int = 1) -> float:
+#: Why an on-chip power's error may be short: the monitor's own noise is not in it.
+MONITOR_NOISE_UNKNOWN = ("the monitor meter's noise is not measured (efficiency_vs_pump takes it "
+                         "from a sweep of 3 or more powers): the error carries the pump "
+                         "calibration's ratio only")
+
+
+def on_chip_rel_err(run, priors_rel: dict[str, float], averages: int,
+                    readings: int = 1) -> tuple[float, str | None]:
     """The relative error of an on-chip power from the mean of ``readings`` monitor readings at
     ``averages``: the pump calibration's ratio and the meter's own noise (efficiency_vs_pump's
-    measured sample noise over sqrt(averages x readings); none before that step has run)."""
+    measured sample noise over sqrt(averages x readings)); with why it may be short (the noise
+    not measured in this run), else None."""
     found = getattr(run, "results", {}).get("efficiency_vs_pump", {}).get(MONITOR_NOISE)
-    noise = float(found.value) if found is not None and math.isfinite(found.value) else 0.0
-    return math.hypot(priors_rel.get("chip_per_monitor", 0.0),
-                      noise / math.sqrt(max(averages, 1) * max(readings, 1)))
+    known = found is not None and math.isfinite(found.value)
+    noise = float(found.value) if known else 0.0
+    return (math.hypot(priors_rel.get("chip_per_monitor", 0.0),
+                       noise / math.sqrt(max(averages, 1) * max(readings, 1))),
+            None if known else MONITOR_NOISE_UNKNOWN)
 
 
 def pump_setpoint(lab, settle_s: float = 0.0, *, settle_window_s: float = 0.0,
