@@ -104,6 +104,18 @@ def test_averaging_stops_once_n_add_is_known_well_enough(tmp_path):
 def test_n_add_rel_zero_takes_every_reading(tmp_path):
     with lab_and_run(tmp_path, "A") as (lab, run):
         prior_results(run, lab)
-        added_noise(lab, run, readings=4, n_add_rel=0.0, esa_averages=100, settle_s=0.0)
+        results = added_noise(lab, run, readings=4, n_add_rel=0.0, esa_averages=100, settle_s=0.0)
     values = open_run(run.path).steps["added_noise"]["psd_on"].values
     assert np.isfinite(values).all()
+    assert "degree(s) of freedom" not in (results["n_add"].suspect or "")  # 5 powers x 4 pairs
+
+
+def test_an_error_from_too_few_readings_is_marked(tmp_path):
+    """One power, two reading pairs: one degree of freedom of the readings' scatter, which can
+    come out several times too small, so n_add and what it is made from are marked suspect."""
+    with lab_and_run(tmp_path, "A") as (lab, run):
+        prior_results(run, lab)
+        results = added_noise(lab, run, powers=1, readings=2, min_readings=2, n_add_rel=0.0,
+                              esa_averages=100, settle_s=0.0)
+    for name in ("n_add", "n_add_o_to_m", "n_int"):
+        assert "1 degree(s) of freedom of the readings' scatter" in (results[name].suspect or "")

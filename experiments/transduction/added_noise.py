@@ -83,6 +83,8 @@ from hil.settle import SETTLE_REL, SETTLE_WINDOW
 from hil.units import dbm_to_w
 
 STEP = "added_noise"
+#: Fewest degrees of freedom of the pooled reading scatter n_add's error is vouched for with.
+MIN_SCATTER_DOF = 4
 
 
 @step(needs=("efficiency_vs_pump",), valid_for_s=3600, checks=(POWER_ORDER, Check(
@@ -179,7 +181,7 @@ def added_noise(
                for i in range(planned.size)]
     scatter, scatter_dof = pooled_ratio_scatter(pairs_w)
     rows = [_analyse(on_w, off_w, f_m, offset, t_n, float(coop[i]), modes[i].rates, -delta_p,
-                     modes[i].delta_m_hz, n_line, scatter if scatter_dof >= 4 else None)
+                     modes[i].delta_m_hz, n_line, scatter if scatter_dof >= MIN_SCATTER_DOF else None)
             for i, (on_w, off_w) in enumerate(pairs_w)]
     i_op = int(np.argmin(np.abs(planned - operating)))
     op = rows[i_op]
@@ -204,7 +206,10 @@ def added_noise(
     flag_all(results, ("pump_power_w",), priors.doubt("chip_per_monitor"), power_doubt)
     flag_all(results, ("n_add", "n_add_o_to_m", "n_int"), precise(
         op["n_add"], err["n_add"], 0.1, "n_add", f"raise {STEP}.readings or esa_averages"))
-    flag_all(results, ("n_add", "n_add_o_to_m", "n_int"), warm_line)
+    few = None if scatter_dof >= MIN_SCATTER_DOF else (
+        f"its error rests on {scatter_dof} degree(s) of freedom of the readings' scatter, which "
+        f"can come out several times too small: raise {STEP}.min_readings or {STEP}.powers")
+    flag_all(results, ("n_add", "n_add_o_to_m", "n_int"), warm_line, few)
     flag_all(results, tuple(results), priors.doubt(*LINEWIDTHS), p_c1.suspect and (
         f"built on suspect efficiency_vs_pump.p_c1_w ({p_c1.suspect})"), modes[i_op].suspect)
     run.record_results(STEP, results)
